@@ -1,0 +1,47 @@
+"""Classifiers: a softmax MLP on images and the sigmoid coffee-roasting network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from zoo.architectures.features import image_input, tabular_inputs
+from zoo.registry import register_model
+
+
+def _build_image_mlp(data, *, name: str, hidden: Sequence[int], activation: str,
+                     dropout: float) -> keras.Model:
+    inputs, image = image_input(data)
+    layers = [keras.layers.Flatten()]
+    for units in hidden:
+        layers.append(keras.layers.Dense(units, activation=activation))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(len(data.class_names), activation="softmax"))
+    body = keras.Sequential(layers, name=name.replace("-", "_"))
+    return keras.Model(inputs, {"probabilities": body(image)}, name=name.replace("-", "_"))
+
+
+@register_model(
+    task="multiclass", dataset="digits", loss="sparse_categorical_crossentropy", epochs=30,
+    batch_size=32,
+)
+def digits_mlp(data, *, hidden: Sequence[int] = (128, 64), activation: str = "relu",
+               dropout: float = 0.1):
+    """A softmax MLP on 8x8 digit images (Flatten -> 128 -> 64 -> softmax)."""
+    return _build_image_mlp(data, name="digits-mlp", hidden=hidden, activation=activation, dropout=dropout)
+
+
+@register_model(
+    task="binary", dataset="coffee-roasting", loss="binary_crossentropy", learning_rate=0.01,
+    epochs=200, batch_size=32, patience=20,
+)
+def binary_classifier(data, *, hidden_units: int = 3, features: Sequence[str] | None = None):
+    """The coffee-roasting network: Dense 3 sigmoid -> Dense 1 sigmoid, good or bad roast."""
+    inputs, x = tabular_inputs(data, features)
+    body = keras.Sequential(
+        [keras.layers.Dense(hidden_units, activation="sigmoid"), keras.layers.Dense(1, activation="sigmoid")],
+        name="binary_classifier",
+    )
+    return keras.Model(inputs, {"probability": body(x)}, name="binary_classifier")

@@ -1,0 +1,150 @@
+"""`TrainConfig`: every choice a training run makes, as one frozen, serializable value.
+
+Values come from three places, weakest first: the model's registered defaults, a
+`--config run.yaml` file, and command-line flags. Fields the model owns default to None
+so the factory's default wins; `resolved()` fills them in, and that resolved config is
+what a run writes next to its outputs and what a model card records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import ConfigError
+
+DEFAULT_RUNS_DIR = "runs"
+DEFAULT_MODELS_DIR = "models"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what, and how.
+
+    Attributes:
+        model: a registered model name.
+        dataset: a registered dataset name; default the model's.
+        data: a file for the dataset to read instead of its cached download (required
+            for the `csv` dataset).
+        target: the target column (the `csv` dataset).
+        epochs, batch_size, learning_rate, optimizer, loss, patience: default the model's.
+        seed: seeds the split, the weights and the shuffling.
+        validation_fraction, test_fraction: the split, as shares of all rows.
+        hparams: factory hyperparameters that replace its defaults.
+        output_dir: where the run writes; default runs/<model>/<config digest>, so the
+            same command resumes an interrupted run.
+        models_dir: the model repository to export into.
+        export: export a new version when training ends.
+    """
+
+    model: str
+    dataset: str | None = None
+    data: str | None = None
+    target: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: str | None = None
+    loss: str | None = None
+    patience: int | None = None
+    seed: int = 42
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    output_dir: str | None = None
+    models_dir: str = DEFAULT_MODELS_DIR
+    export: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 0):
+            raise ConfigError(f"patience must be a whole number >= 0, got {self.patience!r}")
+        if self.learning_rate is not None and not (
+            isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
+        ):
+            raise ConfigError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
+        if not isinstance(self.hparams, dict):
+            raise ConfigError(f"hparams must be a mapping of name to value, got {self.hparams!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping, rejecting unknown keys by name."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+            )
+        if "model" not in values:
+            raise ConfigError(f"{source}: no model given")
+        return cls(**values)
+
+    @staticmethod
+    def read_yaml(path: str | Path) -> dict[str, Any]:
+        """The mapping in a run.yaml file (not yet a config: flags may still be merged in)."""
+        try:
+            values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"no config file at {path}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        if values is None:
+            return {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of keys to values")
+        return values
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write_yaml(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def resolved(self) -> TrainConfig:
+        """This config with every None the model owns replaced by the model's default."""
+        from zoo.registry import model_info
+
+        info = model_info(self.model)
+        defaults = {
+            "dataset": info.dataset,
+            "epochs": info.epochs,
+            "batch_size": info.batch_size,
+            "learning_rate": info.learning_rate,
+            "optimizer": info.optimizer,
+            "loss": info.loss,
+            "patience": info.patience,
+        }
+        filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}
+        return dataclasses.replace(self, **filled)
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Options for `load_dataset`: the file and target column, where given."""
+        options: dict[str, Any] = {}
+        if self.data is not None:
+            options["path"] = self.data
+        if self.target is not None:
+            options["target"] = self.target
+        return options
+
+    def run_dir(self) -> Path:
+        """The run's folder. The default is a digest of what shapes the run's result, so
+        the same command finds the backup of an interrupted run and resumes it."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        shaping = {k: v for k, v in self.to_dict().items() if k not in ("output_dir", "models_dir", "export")}
+        digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+        return Path(DEFAULT_RUNS_DIR) / self.model / f"{self.dataset}-seed{self.seed}-{digest[:8]}"

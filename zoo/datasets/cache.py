@@ -1,0 +1,109 @@
+"""The dataset cache: find a file locally, or download it once, verified and atomically.
+
+Every downloaded byte is checked against a published checksum before the file is renamed
+into the cache, so a reader never sees a half-written or corrupt file under its final
+name, and a file already in the cache is never downloaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from zoo.errors import DatasetError
+
+DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+_CHUNK = 1 << 20
+_TIMEOUT_SECONDS = 60
+
+
+def data_dir() -> Path:
+    """The cache folder: $ZOO_DATA_DIR, or ./data."""
+    return Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_matches(path: Path, checksum: str) -> bool:
+    """True when `path` has `checksum`, written as "sha256:<hex>" or "md5:<hex>"."""
+    algorithm, _, expected = checksum.partition(":")
+    return file_digest(path, algorithm) == expected.lower()
+
+
+def fetch(dataset: str, filename: str, url: str, checksum: str | None) -> Path:
+    """Return the cached path of `filename`, downloading it from `url` if it is missing.
+
+    Args:
+        dataset: the dataset's name, for error messages.
+        filename: the file's name inside the cache folder.
+        url: where to download it from.
+        checksum: "sha256:<hex>" (or "md5:<hex>" where only that is published) that a
+            download must match; None accepts any download (user-supplied URLs).
+
+    Raises:
+        DatasetError: the file is missing and could not be downloaded, or the download
+            does not match its checksum or its announced length.
+    """
+    cache = data_dir()
+    target = cache / filename
+    if target.is_file():
+        return target
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=cache)
+    except OSError as error:
+        raise DatasetError(
+            f"dataset '{dataset}': {target} is not in the cache and the cache folder cannot be "
+            f"written ({error.strerror}); set {DATA_DIR_VARIABLE} to a writable folder"
+        ) from None
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            _download(dataset, url, target, out)
+        if checksum and not checksum_matches(temp, checksum):
+            algorithm = checksum.partition(":")[0]
+            raise DatasetError(
+                f"dataset '{dataset}': the download from {url} is corrupt or truncated: "
+                f"{algorithm} {file_digest(temp, algorithm)}, expected {checksum}"
+            )
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
+
+
+def _download(dataset: str, url: str, target: Path, out) -> None:
+    received = 0
+    announced = None
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response:
+            announced = response.headers.get("Content-Length")
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                out.write(chunk)
+                received += len(chunk)
+    except http.client.IncompleteRead as error:
+        received += len(error.partial)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise DatasetError(
+            f"dataset '{dataset}': {target} is not in the cache and downloading {url} failed "
+            f"({reason}); put the file there, or set {DATA_DIR_VARIABLE} to a folder that has it"
+        ) from None
+    # The server may close early with or without saying so; compare against what it announced.
+    if announced is not None and received != int(announced):
+        raise DatasetError(
+            f"dataset '{dataset}': the download from {url} is truncated: "
+            f"{received} of {announced} bytes"
+        )

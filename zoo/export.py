@@ -1,0 +1,176 @@
+"""SavedModel export into the model repository, in TF Serving's layout.
+
+A version folder holds:
+
+    saved_model.pb, variables/, fingerprint.pb   the SavedModel TF Serving loads
+    assets.extra/tf_serving_warmup_requests      PredictionLogs TF Serving replays at load
+    model.keras                                  the Keras model, for retraining and transfer
+    model_card.json, model_card.md               what it is, how it was made, how it scored
+
+The `serving_default` signature takes the raw, named features (the model holds its own
+preprocessing) and returns named outputs: `prediction` for a regressor; `probabilities`
+(or `probability`), `class_id` and `label` for a classifier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import model_card, repository
+from zoo.errors import ExportError
+
+SIGNATURE = "serving_default"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+KERAS_FILE = "model.keras"
+BINARY_THRESHOLD = 0.5
+
+
+def input_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
+    """The signature's inputs: one TensorSpec per model input, named after it."""
+    specs = {}
+    for tensor in model.inputs:
+        name = tensor.name
+        dtype = tf.string if tensor.dtype == "string" else tf.as_dtype(tensor.dtype)
+        specs[name] = tf.TensorSpec([None, *tensor.shape[1:]], dtype, name=name)
+    return specs
+
+
+def signature_outputs(outputs: dict[str, tf.Tensor], task: str, class_names) -> dict[str, tf.Tensor]:
+    """Turn the Keras model's outputs into the signature's named outputs for its task.
+
+    A trailing axis of size 1 is dropped, so a regressor answers `[2.5, 3.0]` rather than
+    `[[2.5], [3.0]]`, as TF Serving's own examples do.
+    """
+    if task == "regression":
+        return {name: _squeeze_last(value) for name, value in outputs.items()}
+    labels = tf.constant(list(class_names))
+    if task == "multiclass":
+        probabilities = outputs["probabilities"]
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {"probabilities": probabilities, "class_id": class_id, "label": tf.gather(labels, class_id)}
+    if task == "binary":
+        probability = _squeeze_last(outputs["probability"])
+        class_id = tf.cast(probability >= BINARY_THRESHOLD, tf.int64)
+        return {"probability": probability, "class_id": class_id, "label": tf.gather(labels, class_id)}
+    raise ExportError(f"no signature outputs for task '{task}'")
+
+
+def _squeeze_last(value: tf.Tensor) -> tf.Tensor:
+    return tf.squeeze(value, axis=-1) if value.shape.rank and value.shape[-1] == 1 else value
+
+
+def export_model(
+    model: keras.Model,
+    *,
+    name: str,
+    task: str,
+    class_names,
+    models_dir: Path,
+    card: dict[str, Any],
+    warmup_rows: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Export a trained model as the next version of `name` and refresh models.config.
+
+    Args:
+        model: the trained Keras model (named inputs, dict outputs).
+        name: the model's name in the repository.
+        task: "regression", "multiclass" or "binary": decides the signature's outputs.
+        class_names: the class labels by class id (classifiers).
+        models_dir: the repository root.
+        card: what the model card records (dataset, split, config, metrics...); the
+            version, creation time and signature are added here.
+        warmup_rows: a few rows of raw features for the warm-up requests.
+
+    Returns:
+        The new version's folder.
+    """
+    specs = input_specs(model)
+    card = dict(card)
+
+    def serve(features):
+        return signature_outputs(model(features, training=False), task, class_names)
+
+    def write(folder: Path) -> None:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        endpoint = archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[specs])
+        archive.write_out(str(folder), verbose=False)
+        card["signature"] = describe_signature(endpoint.get_concrete_function(specs))
+        model.save(folder / KERAS_FILE)
+        if warmup_rows:
+            write_warmup_requests(folder / WARMUP_FILE, name, warmup_rows)
+
+    def stamp(folder: Path, version: int) -> None:
+        model_card.write(folder, {**card, "name": name, "version": version})
+
+    models_dir = Path(models_dir)
+    version_dir = repository.publish_version(models_dir, name, write, stamp)
+    repository.write_serving_config(models_dir)
+    return version_dir
+
+
+def export_keras_file(keras_file: Path, *, name: str, task: str, class_names, models_dir: Path,
+                      card: dict[str, Any], warmup_rows=None) -> Path:
+    """Export a saved `.keras` model (e.g. a finished run's) as a new version."""
+    import zoo.architectures  # noqa: F401  (registers the zoo's serializable classes)
+
+    try:
+        model = keras.saving.load_model(keras_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"cannot load the Keras model {keras_file}: {error}") from None
+    return export_model(model, name=name, task=task, class_names=class_names,
+                        models_dir=models_dir, card=card, warmup_rows=warmup_rows)
+
+
+def describe_signature(function) -> dict[str, Any]:
+    """Names, dtypes and shapes of a concrete function's inputs and outputs."""
+    (inputs,), _ = function.structured_input_signature
+
+    def describe(spec: tf.TensorSpec) -> dict[str, Any]:
+        return {"dtype": spec.dtype.name, "shape": [-1 if d is None else d for d in spec.shape.as_list()]}
+
+    return {
+        "name": SIGNATURE,
+        "inputs": {spec.name: describe(spec) for spec in inputs.values()},
+        "outputs": {key: describe(spec) for key, spec in function.structured_outputs.items()},
+    }
+
+
+def write_warmup_requests(path: Path, name: str, rows: dict[str, np.ndarray]) -> None:
+    """Write TF Serving's warm-up file: PredictionLogs of a 1-row and a full request.
+
+    TF Serving replays these at load time, so the first real request does not pay for
+    graph tracing and memory allocation.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = len(next(iter(rows.values())))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for count in sorted({1, size}):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=SIGNATURE)
+            )
+            for key, column in rows.items():
+                values = column[:count]
+                if values.dtype.kind in "OUS":
+                    values = values.astype(str).astype(object)
+                    request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+                else:
+                    request.inputs[key].CopyFrom(tf.make_tensor_proto(values.astype(np.float32)))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def load_signature(version_dir: Path):
+    """The `serving_default` function of an exported version, as TF Serving would load it."""
+    if not (version_dir / "saved_model.pb").is_file():
+        raise ExportError(f"{version_dir} holds no SavedModel")
+    return tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]

@@ -1,0 +1,139 @@
+"""The model repository on disk, in TensorFlow Serving's layout.
+
+    models/
+      models.config              ModelServerConfig (text proto), regenerated on export
+      <name>/<version>/          one SavedModel per integer version, plus the zoo's files
+
+A version is assembled in a hidden temporary folder beside its siblings and renamed into
+place in one step, so a server polling `models/<name>/` (TF Serving or `zoo serve`) never
+sees a half-written version: TF Serving ignores folder names that are not integers.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from zoo.errors import ExportError
+
+SERVING_CONFIG = "models.config"
+# Where docker-compose mounts ./models inside the TF Serving container.
+DEFAULT_SERVING_ROOT = "/models"
+
+
+def versions(model_dir: Path) -> list[int]:
+    """The integer versions under a model's folder, ascending."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def latest_version(models_dir: Path, name: str) -> int:
+    found = versions(models_dir / name)
+    if not found:
+        raise ExportError(f"model '{name}' has no exported version under {models_dir / name}")
+    return found[-1]
+
+
+def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path:
+    """The folder of a version (default: the latest), checked to exist."""
+    version = latest_version(models_dir, name) if version is None else version
+    path = models_dir / name / str(version)
+    if not path.is_dir():
+        raise ExportError(
+            f"model '{name}' has no version {version}; its versions are: "
+            f"{', '.join(map(str, versions(models_dir / name))) or 'none'}"
+        )
+    return path
+
+
+def publish_version(
+    models_dir: Path,
+    name: str,
+    write: Callable[[Path], None],
+    stamp: Callable[[Path, int], None],
+) -> Path:
+    """Assemble a new version and rename it into place.
+
+    Args:
+        models_dir: the repository.
+        name: the model's name.
+        write: writes the version's content into the folder it is given.
+        stamp: writes what depends on the version number (the model card) into the folder;
+            called again if the number changes.
+
+    The version is the highest existing one plus one. If another writer takes that number
+    first, the rename fails (the target is a non-empty folder) and the next number is
+    tried, so two concurrent exports never overwrite each other.
+
+    Returns:
+        The published version's folder.
+    """
+    model_dir = models_dir / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
+    try:
+        write(staging)
+        version = (versions(model_dir) or [0])[-1] + 1
+        while True:
+            stamp(staging, version)
+            target = model_dir / str(version)
+            try:
+                os.rename(staging, target)
+                return target
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                version += 1
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_ROOT) -> Path:
+    """Regenerate models/models.config listing every model that has a version.
+
+    Entries already in the file keep what was set on them (version policy, labels); models
+    whose folder is gone are dropped; new models are added with TF Serving's defaults.
+    Base paths are `<serving_root>/<name>`: where the TF Serving container sees them.
+    """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    path = models_dir / SERVING_CONFIG
+    existing = model_server_config_pb2.ModelServerConfig()
+    if path.is_file():
+        try:
+            text_format.Parse(path.read_text(encoding="utf-8"), existing)
+        except text_format.ParseError as error:
+            raise ExportError(f"{path} is not a valid ModelServerConfig: {error}") from None
+    kept = {c.name: c for c in existing.model_config_list.config}
+
+    config = model_server_config_pb2.ModelServerConfig()
+    names = sorted(p.name for p in models_dir.iterdir() if p.is_dir() and versions(p)) if models_dir.is_dir() else []
+    for name in names:
+        entry = config.model_config_list.config.add()
+        if name in kept:
+            entry.CopyFrom(kept[name])
+        entry.name = name
+        entry.base_path = f"{serving_root.rstrip('/')}/{name}"
+        entry.model_platform = "tensorflow"
+    atomic_write_text(path, text_format.MessageToString(config))
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)

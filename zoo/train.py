@@ -1,0 +1,168 @@
+"""The shared trainer: one dataset, one registered model, one `TrainConfig` -> a `RunResult`.
+
+    load the dataset (seeded split)  ->  build the model (preprocessing adapted on train)
+    -> compile with the model's task defaults  ->  fit with validation, early stopping
+    (best weights restored) and BackupAndRestore  ->  evaluate on the test split
+    -> write history.csv, curves.png, metrics.json, model.keras  ->  export a version
+
+A run writes into its own folder (see `TrainConfig.run_dir`). If it is killed, the same
+command finds the backup there and resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+import zoo
+from zoo.config import TrainConfig
+from zoo.datasets import Dataset, load_dataset
+from zoo.errors import ConfigError
+from zoo.export import export_model
+from zoo.plots import plot_history
+from zoo.registry import ModelInfo, create_model, model_info
+
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.keras"
+BACKUP_DIR = "backup"
+WARMUP_ROWS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a run produced: its folder, its metrics, and the version it exported."""
+
+    config: TrainConfig
+    run_dir: Path
+    metrics: dict[str, Any]
+    version_dir: Path | None
+
+
+def train(config: TrainConfig, *, verbose: int | str = "auto") -> RunResult:
+    """Train, evaluate and (unless `config.export` is False) export one model.
+
+    Args:
+        config: what to train; None fields take the model's defaults.
+        verbose: Keras's progress output: "auto", 0 (silent), 1 (bar) or 2 (a line an epoch).
+
+    Returns:
+        The run's result; `metrics["test"]` holds the test-split metrics.
+    """
+    config = config.resolved()
+    info = model_info(config.model)
+    seed_everything(config.seed)
+    data = load_dataset(
+        config.dataset, seed=config.seed, validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction, task=info.task, **config.dataset_options(),
+    )
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.write_yaml(run_dir / CONFIG_FILE)
+
+    model = create_model(config.model, data, **config.hparams)
+    compile_model(model, config, info)
+    names = [tensor.name for tensor in model.inputs]
+    resuming = (run_dir / BACKUP_DIR).exists()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
+    ]
+    started = time.perf_counter()
+    model.fit(
+        data.train.select(names), data.train.target,
+        validation_data=(data.validation.select(names), data.validation.target),
+        epochs=config.epochs, batch_size=config.batch_size, callbacks=callbacks,
+        shuffle=True, verbose=verbose,
+    )
+    seconds = time.perf_counter() - started
+
+    metrics = {
+        "test": evaluate_split(model, data, "test", names, config.batch_size),
+        "validation": evaluate_split(model, data, "validation", names, config.batch_size),
+        "epochs_run": _epochs_in(run_dir / HISTORY_FILE),
+        "train_seconds": round(seconds, 3),
+        "primary_metric": info.primary_metric,
+    }
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    plot_history(run_dir / HISTORY_FILE, run_dir / CURVES_FILE)
+    model.save(run_dir / MODEL_FILE)
+    card = model_card_fields(config, info, data, metrics)
+    (run_dir / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+
+    version_dir = None
+    if config.export:
+        version_dir = export_model(
+            model, name=config.model, task=info.task, class_names=data.class_names,
+            models_dir=Path(config.models_dir), card=card,
+            warmup_rows={k: v[:WARMUP_ROWS] for k, v in data.test.select(names).items()},
+        )
+    return RunResult(config=config, run_dir=run_dir, metrics=metrics, version_dir=version_dir)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's kernels deterministic, so
+    the same command gives the same metrics."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> None:
+    try:
+        optimizer = keras.optimizers.get(
+            {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
+        )
+    except ValueError:
+        raise ConfigError(
+            f"unknown optimizer '{config.optimizer}'; use a Keras optimizer name such as "
+            "adam, sgd, rmsprop, adamw"
+        ) from None
+    try:
+        loss = keras.losses.get(config.loss)
+    except ValueError:
+        raise ConfigError(
+            f"unknown loss '{config.loss}'; use a Keras loss name such as mae, mse, huber, "
+            "sparse_categorical_crossentropy, binary_crossentropy"
+        ) from None
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(info.metrics))
+
+
+def evaluate_split(model: keras.Model, data: Dataset, split: str, names, batch_size: int) -> dict[str, float]:
+    rows = getattr(data, split)
+    result = model.evaluate(rows.select(names), rows.target, batch_size=batch_size, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in result.items()}
+
+
+def model_card_fields(config: TrainConfig, info: ModelInfo, data: Dataset, metrics: dict) -> dict[str, Any]:
+    """Everything a model card records except the version and the signature."""
+    return {
+        "description": info.description,
+        "task": info.task,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": data.describe(),
+        "hyperparameters": {**info.describe()["hyperparameters"], **config.hparams},
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "zoo": zoo.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _epochs_in(history_csv: Path) -> int:
+    with open(history_csv, encoding="utf-8") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
