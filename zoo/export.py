@@ -103,7 +103,8 @@ def export_model(
         card["signature"] = describe_signature(endpoint.get_concrete_function(specs))
         model.save(folder / KERAS_FILE)
         if warmup_rows:
-            write_warmup_requests(folder / WARMUP_FILE, name, warmup_rows)
+            rows = {key: warmup_rows[key] for key in specs}  # only what the signature takes
+            write_warmup_requests(folder / WARMUP_FILE, name, rows)
 
     def stamp(folder: Path, version: int) -> None:
         model_card.write(folder, {**card, "name": name, "version": version})

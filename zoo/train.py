@@ -35,6 +35,7 @@ CURVES_FILE = "curves.png"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"  # the model card fields, for `zoo export RUN_DIR`
 BACKUP_DIR = "backup"
 WARMUP_ROWS = 8
 
@@ -101,7 +102,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> RunResult:
     plot_history(run_dir / HISTORY_FILE, run_dir / CURVES_FILE)
     model.save(run_dir / MODEL_FILE)
     card = model_card_fields(config, info, data, metrics)
-    (run_dir / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    (run_dir / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
 
     version_dir = None
     if config.export:

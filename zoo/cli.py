@@ -1,0 +1,252 @@
+"""The `zoo` command: list|info|datasets|train|evaluate|export|demo.
+
+Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
+one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "datasets":
+        import_tensorflow_quietly()
+    from zoo.registry import UnknownModelError
+
+    try:
+        return args.handler(args) or 0
+    except (ZooError, UnknownModelError) as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its C++ start-up lines (oneDNN notice, no CUDA driver).
+
+    TensorFlow 2.21 writes those through absl before TF_CPP_MIN_LOG_LEVEL applies, so the
+    only way to keep them off a CLI's stderr is to point file descriptor 2 elsewhere while
+    it loads. Python exceptions are objects and still reach the user. A user who wants the
+    chatter sets TF_CPP_MIN_LOG_LEVEL themselves.
+    """
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="list registered models")
+    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'wine*'")
+    listing.set_defaults(handler=cmd_list)
+
+    info = commands.add_parser("info", help="show a model's task, defaults and hyperparameters")
+    info.add_argument("model")
+    info.set_defaults(handler=cmd_info)
+
+    datasets = commands.add_parser("datasets", help="list registered datasets")
+    datasets.set_defaults(handler=cmd_datasets)
+
+    train = commands.add_parser("train", help="train a model, evaluate it and export a version")
+    add_train_arguments(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate an exported version on its test split")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--version", type=int, help="default: the latest")
+    evaluate.add_argument("--models-dir", default="models")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    export = commands.add_parser("export", help="export a finished run as a new version")
+    export.add_argument("run_dir", type=Path, help="a run folder written by `zoo train`")
+    export.add_argument("--models-dir", default="models")
+    export.set_defaults(handler=cmd_export)
+
+    demo = commands.add_parser("demo", help="train and export the demo models, print their metrics")
+    demo.add_argument("--models-dir", default="models")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None throughout: an unset flag must not override run.yaml or the model.
+    parser.add_argument("model", nargs="?", help="a registered model (or `model:` in --config)")
+    parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", help="a registered dataset (default: the model's)")
+    data.add_argument("--data", help="a CSV file to read instead of the cached download")
+    data.add_argument("--target", help="the target column (with --dataset csv)")
+    data.add_argument("--seed", type=int)
+    data.add_argument("--validation-fraction", type=float)
+    data.add_argument("--test-fraction", type=float)
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--batch-size", type=int)
+    fit.add_argument("--learning-rate", type=float)
+    fit.add_argument("--optimizer", help="a Keras optimizer name: adam, sgd, rmsprop...")
+    fit.add_argument("--loss", help="a Keras loss name: mae, mse, huber...")
+    fit.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    fit.add_argument(
+        "--set", dest="hparams", action="append", metavar="NAME=VALUE",
+        help="a model hyperparameter, e.g. --set units=64 --set hidden=[64,32]",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--output-dir", help="the run folder (default: runs/<model>/<digest>)")
+    out.add_argument("--models-dir", help="the model repository (default: models)")
+    out.add_argument("--no-export", dest="export", action="store_false", default=None)
+    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                     help="0 silent, 1 progress bar, 2 one line an epoch")
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """Merge run.yaml (if any) under the flags given, into a TrainConfig."""
+    from zoo.config import TrainConfig
+    from zoo.errors import ConfigError
+
+    values: dict[str, Any] = TrainConfig.read_yaml(args.config) if args.config else {}
+    flags = {
+        "model": args.model, "dataset": args.dataset, "data": args.data, "target": args.target,
+        "seed": args.seed, "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "optimizer": args.optimizer, "loss": args.loss,
+        "patience": args.patience, "output_dir": args.output_dir, "models_dir": args.models_dir,
+        "export": args.export,
+    }
+    values.update({key: value for key, value in flags.items() if value is not None})
+    if args.hparams:
+        values["hparams"] = {**values.get("hparams", {}), **parse_hparams(args.hparams)}
+    if not values.get("model"):
+        raise ConfigError("no model given: name one (`zoo train dnn-regressor`) or set `model:` in --config")
+    return TrainConfig.from_dict(values, source=str(args.config or "flags"))
+
+
+def parse_hparams(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from zoo.errors import ConfigError
+
+    parsed = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--set takes NAME=VALUE, got '{item}'")
+        try:
+            parsed[name.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {name}: cannot read the value '{text}'") from None
+    return parsed
+
+
+def cmd_list(args) -> int:
+    from zoo.registry import list_models, model_info
+
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no model matches '{args.pattern}'", file=sys.stderr)
+        return 1
+    width = max(map(len, names))
+    for name in names:
+        info = model_info(name)
+        print(f"{name:<{width}}  {info.task:<10}  {info.dataset:<18}  {info.description}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from zoo.registry import model_info
+
+    print(json.dumps(model_info(args.model).describe(), indent=2))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from zoo.datasets import dataset_entry, list_datasets
+
+    names = list_datasets()
+    width = max(map(len, names))
+    for name in names:
+        entry = dataset_entry(name)
+        print(f"{name:<{width}}  {entry.task:<10}  {entry.description}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    config = train_config_from_args(args)
+    from zoo.train import train
+
+    result = train(config, verbose="auto" if args.verbose is None else args.verbose)
+    print_run(result)
+    return 0
+
+
+def print_run(result) -> None:
+    test = ", ".join(f"{key} {value:.4f}" for key, value in result.metrics["test"].items())
+    print(f"run:     {result.run_dir}")
+    print(f"test:    {test}")
+    if result.version_dir is not None:
+        print(f"version: {result.version_dir}")
+
+
+def cmd_evaluate(args) -> int:
+    from zoo.evaluate import evaluate_version
+
+    result = evaluate_version(Path(args.models_dir), args.model, args.version)
+    metrics = ", ".join(f"{key} {value:.4f}" for key, value in result["metrics"].items())
+    print(f"{args.model} v{result['version']} on {result['dataset']} test ({result['rows']} rows): {metrics}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from zoo.errors import ExportError
+    from zoo.export import export_keras_file
+    from zoo.train import CARD_FILE, MODEL_FILE
+
+    card_file, keras_file = args.run_dir / CARD_FILE, args.run_dir / MODEL_FILE
+    if not card_file.is_file() or not keras_file.is_file():
+        raise ExportError(f"{args.run_dir} is not a finished run: it needs {CARD_FILE} and {MODEL_FILE}")
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    from zoo.evaluate import dataset_from_card
+    from zoo.train import WARMUP_ROWS
+
+    test = dataset_from_card(card).test
+    version_dir = export_keras_file(
+        keras_file, name=card["config"]["model"], task=card["task"],
+        class_names=card["dataset"]["class_names"], models_dir=Path(args.models_dir), card=card,
+        warmup_rows={k: v[:WARMUP_ROWS] for k, v in test.features.items()},
+    )
+    print(f"version: {version_dir}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from zoo.demo import run_demo
+
+    return run_demo(Path(args.models_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
