@@ -273,7 +273,7 @@ def _encode_target(
     if task == "regression":
         return Split(features, target.astype(np.float32)), None
 
-    if class_names is None and table.class_names is not None and target.dtype.kind in "iu":
+    if table.class_names is not None and target.dtype.kind in "iu":
         class_names = table.class_names
         ids = target.astype(np.int64)
     else:
@@ -283,7 +283,7 @@ def _encode_target(
         index = {label: i for i, label in enumerate(class_names)}
         unknown = sorted(set(values) - set(index))
         if unknown:
-            raise DatasetError(f"dataset '{name}': test labels {unknown} do not occur in training data")
+            raise DatasetError(f"dataset '{name}': labels {unknown} of the test set do not occur in its training set")
         ids = np.array([index[v] for v in values], dtype=np.int64)
     if task == "binary" and len(class_names) != 2:
         raise DatasetError(

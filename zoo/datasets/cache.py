@@ -47,7 +47,7 @@ def fetch(dataset: str, filename: str, url: str, checksum: str | None) -> Path:
 
     Args:
         dataset: the dataset's name, for error messages.
-        filename: the file's name inside the cache folder.
+        filename: the file's path inside the cache folder ("fashion-mnist/x.gz").
         url: where to download it from.
         checksum: "sha256:<hex>" (or "md5:<hex>" where only that is published) that a
             download must match; None accepts any download (user-supplied URLs).
@@ -61,8 +61,8 @@ def fetch(dataset: str, filename: str, url: str, checksum: str | None) -> Path:
     if target.is_file():
         return target
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=cache)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as error:
         raise DatasetError(
             f"dataset '{dataset}': {target} is not in the cache and the cache folder cannot be "

@@ -93,9 +93,10 @@ def read_csv(
             continue
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
+            found = "an empty cell" if cells.iloc[row] == "" else repr(cells.iloc[row])
             raise DatasetError(
                 f"dataset '{dataset}': {path} line {row + 2}, column '{column}': "
-                f"expected a number, got {cells.iloc[row]!r}"
+                f"expected a number, got {found}"
             )
         frame[column] = numbers.astype("float64")
     return frame

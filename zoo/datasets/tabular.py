@@ -140,7 +140,8 @@ def user_csv(*, path: str | None = None, target: str | None = None) -> Table:
     """Any CSV with a header: every column but `target` is a feature.
 
     Columns whose cells are mostly not numbers become text (category) features; a numeric
-    column with a non-number or an empty cell in it is reported with its line.
+    column with a non-number or an empty cell in it is reported with its line: fill it in
+    or drop the row, the zoo does not guess values.
     """
     if path is None or target is None:
         raise DatasetError("dataset 'csv' needs path=FILE and target=COLUMN (--data and --target)")
@@ -150,13 +151,6 @@ def user_csv(*, path: str | None = None, target: str | None = None) -> Table:
             f"dataset 'csv': {path} has no column '{target}'; its columns are: "
             f"{', '.join(frame.columns)}"
         )
-    for column in frame.columns:
-        if frame[column].dtype.kind == "f" and frame[column].isna().any():
-            row = int(frame[column].isna().to_numpy().nonzero()[0][0])
-            raise DatasetError(
-                f"dataset 'csv': {path} line {row + 2}, column '{column}': empty cell; "
-                "drop the row or fill it in"
-            )
     table = _table(frame, target, source=str(path), checksum=f"sha256:{file_digest(Path(path))}")
     return dataclasses.replace(table, task=_infer_task(table.target))
 
