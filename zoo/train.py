@@ -50,12 +50,13 @@ class RunResult:
     version_dir: Path | None
 
 
-def train(config: TrainConfig, *, verbose: int | str = "auto") -> RunResult:
+def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> RunResult:
     """Train, evaluate and (unless `config.export` is False) export one model.
 
     Args:
         config: what to train; None fields take the model's defaults.
         verbose: Keras's progress output: "auto", 0 (silent), 1 (bar) or 2 (a line an epoch).
+        callbacks: extra Keras callbacks, run after the trainer's own.
 
     Returns:
         The run's result; `metrics["test"]` holds the test-split metrics.
@@ -75,12 +76,14 @@ def train(config: TrainConfig, *, verbose: int | str = "auto") -> RunResult:
     compile_model(model, config, info)
     names = [tensor.name for tensor in model.inputs]
     resuming = (run_dir / BACKUP_DIR).exists()
+    # Order matters: the backup is written before any later callback can stop the run.
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         ),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
+        *callbacks,
     ]
     started = time.perf_counter()
     model.fit(

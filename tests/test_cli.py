@@ -1,0 +1,111 @@
+"""The `zoo` command, as a user runs it: real processes for training, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo.cli import main
+
+
+def _zoo_command():
+    script = Path(sys.executable).parent / "zoo"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "zoo.cli"]
+
+
+def test_zoo_train_from_the_command_line_exports_a_new_version_each_run(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI quiets TensorFlow's start-up by itself
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [*_zoo_command(), "train", "dnn-regressor", "--epochs", "2", "--verbose", "0"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert "version: models/dnn-regressor/1" in outputs[0]
+    assert "version: models/dnn-regressor/2" in outputs[1]
+    assert "oneDNN" not in done.stderr and "cuda" not in done.stderr.lower()
+    (run_dir,) = (tmp_path / "runs" / "dnn-regressor").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"mae {metrics['test']['mae']:.4f}" in outputs[1]
+
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(tmp_path / "models/dnn-regressor/2")).signatures["serving_default"]
+    assert "alcohol" in signature.structured_input_signature[1]
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "resnet-9000"], "unknown model 'resnet-9000'; known models: "),
+        (["train", "dnn-regressor", "--epochs", "0"], "epochs must be a whole number >= 1, got 0"),
+        (["train", "dnn-regressor", "--dataset", "white-wine"], "unknown dataset 'white-wine'"),
+        (["train", "dnn-regressor", "--set", "colour=red"], "no hyperparameter(s) colour"),
+        (["train", "dnn-regressor", "--set", "units"], "--set takes NAME=VALUE"),
+        (["train", "dnn-regressor", "--optimizer", "adamm"], "unknown optimizer 'adamm'"),
+        (["train", "dnn-regressor", "--config", "missing.yaml"], "no config file at missing.yaml"),
+        (["train"], "no model given"),
+        (["info", "resnet-9000"], "unknown model 'resnet-9000'"),
+        (["evaluate", "dnn-regressor", "--models-dir", "nowhere"], "has no exported version"),
+        (["export", "not-a-run"], "not-a-run is not a finished run"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("zoo: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_a_bad_flag_type_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "dnn-regressor", "--epochs", "many"])
+    assert exit_.value.code == 2
+    assert "argument --epochs: invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_list_info_and_datasets(capsys):
+    code, out, _ = _run(capsys, "list", "d*")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["digits-mlp", "dnn-regressor"]
+    code, out, _ = _run(capsys, "info", "linear-unit")
+    info = json.loads(out)
+    assert info["hyperparameters"]["features"] == ["sugars", "fiber", "protein"]
+    code, out, _ = _run(capsys, "datasets")
+    assert code == 0 and "red-wine" in out and "fashion-mnist" in out
+
+
+def test_config_file_flags_and_export_of_a_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(
+        "model: linear-unit\nepochs: 50\nlearning_rate: 0.05\nhparams:\n  features: [sugars, fiber]\n"
+    )
+    code, out, err = _run(capsys, "train", "--config", "run.yaml", "--epochs", "3", "--verbose", "0", "--no-export")
+    assert code == 0, err
+    assert "version:" not in out
+    run_dir = Path(out.split("run:")[1].split()[0])
+    saved = (run_dir / "config.yaml").read_text()
+    assert "epochs: 3" in saved and "learning_rate: 0.05" in saved  # the flag beat the file
+    assert not Path("models").exists()
+
+    code, out, err = _run(capsys, "export", str(run_dir))
+    assert code == 0, err
+    assert "version: models/linear-unit/1" in out
+    card = json.loads(Path("models/linear-unit/1/model_card.json").read_text())
+    assert sorted(card["signature"]["inputs"]) == ["fiber", "sugars"]
+    code, out, err = _run(capsys, "evaluate", "linear-unit")
+    assert code == 0 and out.startswith("linear-unit v1 on cereals test (11 rows): mae ")
