@@ -14,10 +14,12 @@ from pathlib import Path
 from zoo.config import TrainConfig
 from zoo.errors import DatasetError
 
-# (model, overrides): short runs that still reach sensible numbers.
+# (model, overrides): short runs that still reach sensible numbers. The coffee network's
+# registered Adam 0.01 is the course's, tuned for 200,000 tiled rows; on our 700 rows a
+# larger step reaches the same accuracy in a fraction of the epochs.
 DEMO_RUNS = (
     ("digits-mlp", {}),
-    ("binary-classifier", {"epochs": 80}),
+    ("binary-classifier", {"epochs": 80, "learning_rate": 0.05}),
     ("dnn-regressor", {}),
     ("linear-unit", {}),
 )
@@ -39,13 +41,14 @@ def run_demo(models_dir: Path) -> int:
     rows, skipped = [], []
     for model, overrides in DEMO_RUNS:
         config = TrainConfig(model=model, models_dir=str(models_dir), **overrides)
-        print(f"\n== training {model}")
+        print(f"training {model} ...", end=" ", flush=True)
         try:
-            result = train(config, verbose=2)
+            result = train(config, verbose=0)
         except DatasetError as error:
             skipped.append((model, str(error)))
-            print(f"skipped: {error}")
+            print("skipped")
             continue
+        print(f"{result.metrics['epochs_run']} epochs in {result.metrics['train_seconds']:.1f}s")
         test = ", ".join(f"{key} {value:.4f}" for key, value in result.metrics["test"].items())
         rows.append(DemoRow(model, result.config.dataset, str(result.version_dir), test))
 
