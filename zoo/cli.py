@@ -1,4 +1,4 @@
-"""The `zoo` command: list|info|datasets|train|evaluate|export|demo.
+"""The `zoo` command: list|info|datasets|train|evaluate|export|serve|demo.
 
 Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
 one line on stderr and exit status 2, never a traceback.
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a run folder written by `zoo train`")
     export.add_argument("--models-dir", default="models")
     export.set_defaults(handler=cmd_export)
+
+    serve = commands.add_parser("serve", help="serve models over gRPC and REST (TF Serving's API and flags)")
+    from zoo.server.flags import add_serve_arguments
+
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="train and export the demo models, print their metrics")
     demo.add_argument("--models-dir", default="models")
@@ -240,6 +246,12 @@ def cmd_export(args) -> int:
     )
     print(f"version: {version_dir}")
     return 0
+
+
+def cmd_serve(args) -> int:
+    from zoo.server.app import serve
+
+    return serve(args)
 
 
 def cmd_demo(args) -> int:

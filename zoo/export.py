@@ -9,7 +9,9 @@ A version folder holds:
 
 The `serving_default` signature takes the raw, named features (the model holds its own
 preprocessing) and returns named outputs: `prediction` for a regressor; `probabilities`
-(or `probability`), `class_id` and `label` for a classifier.
+(or `probability`), `class_id` and `label` for a classifier. A second signature serves TF
+Serving's Classify API (`classification`: `classes` and `scores`) or Regress API
+(`regression`: `outputs`) from serialized `tf.Example`s with the same feature names.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ SIGNATURE = "serving_default"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 KERAS_FILE = "model.keras"
 BINARY_THRESHOLD = 0.5
+# The signatures for TF Serving's Classify and Regress APIs, which take serialized
+# tf.Examples (the `context` + `examples` of a REST :classify / :regress request).
+CLASSIFY_SIGNATURE = "classification"
+REGRESS_SIGNATURE = "regression"
+EXAMPLE_SIGNATURES = {
+    "regression": REGRESS_SIGNATURE,
+    "multiclass": CLASSIFY_SIGNATURE,
+    "binary": CLASSIFY_SIGNATURE,
+}
+METHOD_NAMES = {
+    CLASSIFY_SIGNATURE: "tensorflow/serving/classify",
+    REGRESS_SIGNATURE: "tensorflow/serving/regress",
+}
 
 
 def input_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
@@ -58,6 +73,50 @@ def signature_outputs(outputs: dict[str, tf.Tensor], task: str, class_names) -> 
         class_id = tf.cast(probability >= BINARY_THRESHOLD, tf.int64)
         return {"probability": probability, "class_id": class_id, "label": tf.gather(labels, class_id)}
     raise ExportError(f"no signature outputs for task '{task}'")
+
+
+def example_function(model: keras.Model, specs: dict[str, tf.TensorSpec], task: str, class_names):
+    """The body of the Classify/Regress signature: serialized `tf.Example`s in, TF Serving's
+    classify outputs (`classes`, `scores`) or regress output (`outputs`) out."""
+    features = {
+        name: tf.io.FixedLenFeature(spec.shape[1:], spec.dtype) for name, spec in specs.items()
+    }
+
+    def from_examples(examples):
+        parsed = tf.io.parse_example(examples["inputs"], features)
+        outputs = signature_outputs(model(parsed, training=False), task, class_names)
+        if task == "regression":
+            return {"outputs": next(iter(outputs.values()))}
+        if task == "binary":
+            probability = outputs["probability"]
+            scores = tf.stack([1.0 - probability, probability], axis=-1)
+        else:
+            scores = outputs["probabilities"]
+        classes = tf.tile(tf.constant([list(class_names)]), [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    return from_examples
+
+
+def mark_example_signatures(folder: Path, method_names: dict[str, str] | None = None) -> None:
+    """Give the Classify/Regress signatures TF Serving's method names.
+
+    TensorFlow 2 writes every signature with the Predict method name, but TF Serving's
+    Classify and Regress APIs refuse a signature whose method name is not theirs. The
+    method name lives in saved_model.pb, so it is set there, and the fingerprint that
+    checksums that file is written anew.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+    path = folder / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        for key, method in (method_names or METHOD_NAMES).items():
+            if key in meta_graph.signature_def:
+                meta_graph.signature_def[key].method_name = method
+    path.write_bytes(saved_model.SerializeToString())
+    (folder / "fingerprint.pb").write_bytes(fingerprinting.CreateFingerprintDef(str(folder)))
 
 
 def _squeeze_last(value: tf.Tensor) -> tf.Tensor:
@@ -99,7 +158,14 @@ def export_model(
         archive = keras.export.ExportArchive()
         archive.track(model)
         endpoint = archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[specs])
+        example_signature = EXAMPLE_SIGNATURES[task]
+        archive.add_endpoint(
+            name=example_signature,
+            fn=example_function(model, specs, task, class_names),
+            input_signature=[{"inputs": tf.TensorSpec([None], tf.string, name="inputs")}],
+        )
         archive.write_out(str(folder), verbose=False)
+        mark_example_signatures(folder)
         card["signature"] = describe_signature(endpoint.get_concrete_function(specs))
         model.save(folder / KERAS_FILE)
         if warmup_rows:

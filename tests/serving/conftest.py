@@ -1,0 +1,148 @@
+"""The server under test: an embedded `zoo serve` on free ports, or any TF-Serving-API server.
+
+By default a session fixture writes a model repository (half_plus_two, a slow model, and
+every registered zoo model, exported untrained) and starts a `ZooServer` on it in this
+process. With ZOO_TEST_REST=host:port and ZOO_TEST_GRPC=host:port the conformance tests
+run against that server instead (the real TensorFlow Serving, say); the repository is then
+written to $ZOO_TEST_MODELS_DIR, which that server must serve with a models.config of the
+same names. Tests that need to reconfigure the server are marked `embedded` and skipped
+there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import os
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from tests.serving.testmodels import write_half_plus, write_slow
+
+EXTERNAL = bool(os.environ.get("ZOO_TEST_REST") and os.environ.get("ZOO_TEST_GRPC"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if EXTERNAL:
+        skip = pytest.mark.skip(reason="needs the embedded server (ZOO_TEST_REST/GRPC point elsewhere)")
+        for item in items:
+            if "embedded" in item.keywords:
+                item.add_marker(skip)
+
+
+@dataclasses.dataclass
+class ZooModel:
+    """A zoo model as exported for the server, and what it must answer."""
+
+    name: str
+    task: str
+    data: object
+    model: object
+    input_names: list[str]
+
+    def rows(self, count=5):
+        return {name: self.data.test.features[name][:count] for name in self.input_names}
+
+    def expected(self, count=5) -> np.ndarray:
+        (value,) = self.model.predict(self.rows(count), verbose=0).values()
+        return np.asarray(value)
+
+
+@dataclasses.dataclass
+class Repository:
+    root: Path
+    zoo_models: dict[str, ZooModel]
+
+
+@pytest.fixture(scope="session")
+def repository(tmp_path_factory, load) -> Repository:
+    from zoo.export import export_model
+    from zoo.registry import create_model, list_models, model_info
+
+    root = Path(os.environ.get("ZOO_TEST_MODELS_DIR") or tmp_path_factory.mktemp("served-models"))
+    (root / "half_plus_two").mkdir(parents=True, exist_ok=True)
+    write_half_plus(root / "half_plus_two" / "1", 2.0)
+    (root / "slow").mkdir(exist_ok=True)
+    write_slow(root / "slow" / "1")
+    zoo_models = {}
+    for name in list_models():
+        info = model_info(name)
+        data = load(info.dataset, task=info.task)
+        model = create_model(name, data)
+        inputs = [tensor.name for tensor in model.inputs]
+        export_model(
+            model, name=name, task=info.task, class_names=data.class_names, models_dir=root,
+            card={"task": info.task}, warmup_rows={k: data.test.features[k][:4] for k in inputs},
+        )
+        zoo_models[name] = ZooModel(name, info.task, data, model, inputs)
+    return Repository(root, zoo_models)
+
+
+@dataclasses.dataclass
+class Server:
+    rest_address: str
+    grpc_address: str
+    embedded: object = None  # the ZooServer, when the tests started it
+
+    def rest(self, method: str, path: str, body=None, raw: bytes | None = None, timeout=60):
+        """(status, parsed JSON or text) for one HTTP request."""
+        host, port = self.rest_address.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        text = response.read().decode()
+        connection.close()
+        try:
+            return response.status, json.loads(text)
+        except json.JSONDecodeError:
+            return response.status, text
+
+
+@pytest.fixture(scope="session")
+def server(repository):
+    if EXTERNAL:
+        yield Server(os.environ["ZOO_TEST_REST"], os.environ["ZOO_TEST_GRPC"])
+        return
+    from zoo.server.app import ZooServer
+    from zoo.server.config import load_model_config_file
+
+    config_file = write_config(repository.root, ["half_plus_two", "slow", *repository.zoo_models])
+    embedded = ZooServer(
+        load_model_config_file(config_file), config_dir=repository.root, grpc_port=0, rest_port=0,
+        poll_seconds=0.2, metrics_path="/monitoring/prometheus/metrics", rest_timeout_ms=0,
+        max_body_bytes=1 << 20,
+    ).start()
+    yield Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
+    embedded.stop()
+
+
+def write_config(root: Path, names, extra: str = "") -> Path:
+    entries = "".join(
+        f'  config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
+        for name in names
+    )
+    path = root / "models.config"
+    path.write_text("model_config_list {\n" + entries + extra + "}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def channel(server):
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def prediction_stub(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def model_stub(channel):
+    return model_service_pb2_grpc.ModelServiceStub(channel)

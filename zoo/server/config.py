@@ -1,0 +1,96 @@
+"""Server configuration from TF Serving's flags and text-proto files.
+
+`--model_config_file` holds a `ModelServerConfig`; `--model_name` + `--model_base_path`
+describe a single model; `--batching_parameters_file` a `BatchingParameters`;
+`--monitoring_config_file` a `MonitoringConfig`. All parse exactly as TF Serving parses
+them, and a bad file is reported with the file, line and field.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from zoo.errors import ConfigError
+from zoo.server.protos import BatchingParameters, MonitoringConfig
+
+log = logging.getLogger("zoo.server")
+
+# Where the TF Serving container of docker-compose.yml sees ./models. A config file written
+# for it (models/models.config) names base paths under this root; `zoo serve` reading the
+# same file maps them to the config file's own folder.
+CONTAINER_MODELS_ROOT = "/models"
+
+
+def parse_text_proto(path: Path, message):
+    """Parse a text-format proto file into `message`, or raise ConfigError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"{path} is not a valid {message.DESCRIPTOR.name}: {error}") from None
+
+
+def load_model_config_file(path: Path) -> model_server_config_pb2.ModelServerConfig:
+    config = parse_text_proto(path, model_server_config_pb2.ModelServerConfig())
+    if config.WhichOneof("config") != "model_config_list":
+        raise ConfigError(f"{path}: only model_config_list is supported (not custom_model_config)")
+    names = [entry.name for entry in config.model_config_list.config]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: model names must be unique, repeated: {', '.join(duplicates)}")
+    for entry in config.model_config_list.config:
+        if not entry.name or not entry.base_path:
+            raise ConfigError(f"{path}: every config needs a name and a base_path")
+        if entry.model_platform not in ("", "tensorflow"):
+            raise ConfigError(f"{path}: model '{entry.name}' has platform '{entry.model_platform}'; "
+                              "only tensorflow is served")
+    return config
+
+
+def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add()
+    entry.name, entry.base_path, entry.model_platform = name, base_path, "tensorflow"
+    return config
+
+
+def load_batching_parameters(path: Path | None):
+    """The batching file's parameters, with TF Serving's defaults for what it leaves out."""
+    parameters = BatchingParameters() if path is None else parse_text_proto(path, BatchingParameters())
+    defaults = {"max_batch_size": 1000, "batch_timeout_micros": 0, "max_enqueued_batches": 10,
+                "num_batch_threads": 4}  # BasicBatchScheduler's defaults in TF Serving
+    for field, value in defaults.items():
+        if not parameters.HasField(field):
+            getattr(parameters, field).value = value
+    if parameters.max_batch_size.value < 1 or parameters.num_batch_threads.value < 1:
+        raise ConfigError(f"{path}: max_batch_size and num_batch_threads must be >= 1")
+    return parameters
+
+
+def load_monitoring_config(path: Path | None):
+    return MonitoringConfig() if path is None else parse_text_proto(path, MonitoringConfig())
+
+
+def resolve_base_path(base_path: str, config_dir: Path | None) -> Path:
+    """Where a model's versions are on this machine.
+
+    A base path that exists is used as it is (relative ones from the working directory, as
+    TF Serving does). A container path under /models that does not exist here is looked up
+    in the config file's folder, which is what docker-compose mounts at /models.
+    """
+    path = Path(base_path)
+    if path.exists() or config_dir is None:
+        return path
+    root = Path(CONTAINER_MODELS_ROOT)
+    if path.is_absolute() and path.is_relative_to(root):
+        local = config_dir / path.relative_to(root)
+        log.info("base path %s is the container's; serving it from %s", base_path, local)
+        return local
+    return path

@@ -1,0 +1,397 @@
+"""TF Serving's REST JSON: request bodies to arrays and protos, results back to JSON.
+
+The rules and messages follow tensorflow_serving/util/json_tensor.cc:
+- `instances` (row format: a list, one entry per example; objects when the signature has
+  several inputs) or `inputs` (columnar: a value, or an object of named values);
+- `{"b64": "..."}` for binary strings, in requests and for outputs named `*_bytes`;
+- responses `{"predictions": [...]}` (row) or `{"outputs": ...}` (columnar), with the output
+  name dropped when the signature has only one output;
+- floats written in their shortest form that reads back to the same float32, whole
+  numbers with ".0", and NaN / Infinity as TF Serving writes them;
+- Classify/Regress take `context` + `examples` and answer `{"results": [...]}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import input_pb2
+
+from zoo.server.errors import invalid_argument
+from zoo.server.servable import Signature
+
+ROW, COLUMNAR = "row", "columnar"
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+def parse_body(body: bytes) -> dict:
+    """The request's JSON object, or INVALID_ARGUMENT saying why it is not one."""
+    if not body.strip():
+        raise invalid_argument("JSON Parse error: The document is empty")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+    except UnicodeDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: Invalid encoding in string at offset: {error.start}") from None
+    if not isinstance(document, dict):
+        raise invalid_argument(f"JSON Value: {_short(document)} Is not object")
+    return document
+
+
+def signature_name(document: dict) -> str:
+    name = document.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid_argument(
+            f"JSON Value: {_short(document)} not formatted correctly. "
+            "'signature_name' key must be a string value."
+        )
+    return name
+
+
+def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
+    """The named input arrays of a :predict body, and its format (row or columnar)."""
+    has_instances, has_inputs = "instances" in document, "inputs" in document
+    if has_instances and has_inputs:
+        raise invalid_argument(
+            f"JSON Value: {_short(document)} Not formatted correctly expecting only one of "
+            "'inputs' or 'instances' keys to exist"
+        )
+    if has_instances:
+        return _decode_instances(document["instances"], signature), ROW
+    if has_inputs:
+        return _decode_inputs(document["inputs"], signature), COLUMNAR
+    raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+def _decode_instances(instances, signature: Signature) -> dict[str, np.ndarray]:
+    if not isinstance(instances, list):
+        raise invalid_argument("Excepting 'instances' to be an list/array")
+    if not instances:
+        raise invalid_argument("No values in 'instances' array")
+    names = sorted(signature.inputs)
+    if not _is_named_object(instances[0]):
+        if len(names) > 1:
+            raise invalid_argument(
+                "instances is a plain list, but expecting list of objects as multiple input "
+                f"tensors required as per tensorinfo_map (inputs: {', '.join(names)})"
+            )
+        return {names[0]: _to_array(instances, signature, names[0], row_format=True)}
+    expected = set(names)
+    for index, instance in enumerate(instances):
+        if not _is_named_object(instance):
+            raise invalid_argument(f"Expecting object but got list at item {index} of input list")
+        if set(instance) != expected:
+            missing, extra = sorted(expected - set(instance)), sorted(set(instance) - expected)
+            raise invalid_argument(
+                f"Failed to process element: {index} of 'instances' list. JSON object: "
+                f"{_short(instance)} keys must be equal to: {','.join(names)}"
+                f" (missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'})"
+            )
+    return {
+        name: _to_array([instance[name] for instance in instances], signature, name, row_format=True)
+        for name in names
+    }
+
+
+def _decode_inputs(inputs, signature: Signature) -> dict[str, np.ndarray]:
+    names = sorted(signature.inputs)
+    if not _is_named_object(inputs):
+        if len(names) > 1:
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                f"required as per tensorinfo_map (inputs: {', '.join(names)})"
+            )
+        return {names[0]: _to_array(inputs, signature, names[0], row_format=False)}
+    arrays = {}
+    for name in names:
+        if name not in inputs:
+            raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
+        arrays[name] = _to_array(inputs[name], signature, name, row_format=False)
+    # Like TF Serving, keys the signature does not take are ignored in columnar requests.
+    return arrays
+
+
+def _to_array(value, signature: Signature, name: str, *, row_format: bool) -> np.ndarray:
+    """One input's JSON value (a list of rows, or a tensor) as an array of its dtype."""
+    dtype = signature.inputs[name].dtype
+    if dtype == tf.string:
+        array = np.asarray(_decode_strings(value, name), dtype=object)
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            raise invalid_argument(
+                f"input '{name}': the lists are of unequal lengths; a tensor must be dense"
+            ) from None
+        if array.dtype.kind not in "iuf" or (array.dtype.kind == "f" and dtype.is_integer):
+            raise _type_error(value, name, dtype, row_format)
+        array = array.astype(dtype.as_numpy_dtype, copy=False)
+    return array
+
+
+def _decode_strings(value, name: str):
+    if isinstance(value, list):
+        decoded = [_decode_strings(item, name) for item in value]
+        if decoded and isinstance(decoded[0], list) and len({len(d) if isinstance(d, list) else -1 for d in decoded}) > 1:
+            raise invalid_argument(f"input '{name}': the lists are of unequal lengths; a tensor must be dense")
+        return decoded
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and _is_b64(value):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid_argument(f"input '{name}': Unable to base64 decode {_short(value)}") from None
+    raise invalid_argument(
+        f"input '{name}': JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected type: string"
+    )
+
+
+def _type_error(value, name: str, dtype: tf.DType, row_format: bool):
+    """Name the first value that is not of the input's type (and its row, in row format)."""
+    where, bad = f"input '{name}': ", _bad_leaf(value, dtype)
+    if row_format:
+        for index, item in enumerate(value):
+            if _bad_leaf(item, dtype) is not _OK:
+                where = f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
+                bad = _bad_leaf(item, dtype)
+                break
+    if bad is _OK:
+        return invalid_argument(f"{where}values are not all numbers of type {dtype.name}")
+    return invalid_argument(
+        f"{where}JSON Value: {_short(bad)} Type: {_json_type(bad)} is not of expected type: {dtype.name}"
+    )
+
+
+def _bad_leaf(value, dtype: tf.DType):
+    if isinstance(value, list):
+        for item in value:
+            bad = _bad_leaf(item, dtype)
+            if bad is not _OK:
+                return bad
+        return _OK
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not (dtype.is_integer and isinstance(value, float)):
+        return _OK
+    return value
+
+
+_OK = object()
+
+
+def decode_examples(document: dict) -> input_pb2.Input:
+    """A :classify / :regress body as the Input proto: `context` and `examples` as tf.Examples."""
+    model_input = input_pb2.Input()
+    if "examples" not in document:
+        raise invalid_argument(
+            f"JSON Value: {_short(document)} When method is classify, key 'examples' is expected and was not found"
+        )
+    examples = document["examples"]
+    if not isinstance(examples, list):
+        raise invalid_argument("Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid_argument("'examples' value is an empty array")
+    if "context" in document:
+        target = model_input.example_list_with_context
+        _fill_example(document["context"], target.context)
+        for example in examples:
+            _fill_example(example, target.examples.add())
+    else:
+        for example in examples:
+            _fill_example(example, model_input.example_list.examples.add())
+    return model_input
+
+
+def _fill_example(value, example) -> None:
+    if not isinstance(value, dict):
+        raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
+    for name, content in value.items():
+        feature = example.features.feature[name]
+        for item in content if isinstance(content, list) else [content]:
+            _add_feature_value(name, item, feature)
+
+
+def _add_feature_value(name: str, item, feature) -> None:
+    kind = feature.WhichOneof("kind")
+
+    def require(wanted: str) -> None:
+        if kind not in (None, wanted):
+            raise invalid_argument(
+                f"Unexpected element type in feature: {name} expecting type: {kind.removesuffix('_list')}"
+            )
+
+    if isinstance(item, bool):
+        require("int64_list")
+        feature.int64_list.value.append(int(item))
+    elif isinstance(item, int):
+        require("int64_list")
+        feature.int64_list.value.append(item)
+    elif isinstance(item, float):
+        require("float_list")
+        feature.float_list.value.append(item)
+    elif isinstance(item, str):
+        require("bytes_list")
+        feature.bytes_list.value.append(item.encode("utf-8"))
+    elif isinstance(item, dict) and _is_b64(item):
+        require("bytes_list")
+        try:
+            feature.bytes_list.value.append(base64.b64decode(item["b64"], validate=True))
+        except (binascii.Error, ValueError):
+            raise invalid_argument(f"Feature: {name}: Unable to base64 decode") from None
+    else:
+        raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(item)}")
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
+    names = sorted(outputs)
+    if request_format == COLUMNAR:
+        if len(names) == 1:
+            return '{"outputs": ' + tensor_json(outputs[names[0]], _is_bytes(names[0])) + "}"
+        parts = [f"{json.dumps(n)}: {tensor_json(outputs[n], _is_bytes(n))}" for n in names]
+        return '{"outputs": {' + ", ".join(parts) + "}}"
+    batch = None
+    rows = {}
+    for name in names:
+        value = outputs[name]
+        if value.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch is not None and value.shape[0] != batch:
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {value.shape[0]} expecting: {batch}"
+            )
+        batch = value.shape[0]
+        strings = leaf_strings(value, _is_bytes(name))
+        rows[name] = [_nest(row) for row in strings]
+    if len(names) == 1:
+        return '{"predictions": [' + ", ".join(rows[names[0]]) + "]}"
+    keys = [json.dumps(n) for n in names]
+    items = ("{" + ", ".join(f"{k}: {rows[n][i]}" for k, n in zip(keys, names)) + "}" for i in range(batch))
+    return '{"predictions": [' + ", ".join(items) + "]}"
+
+
+def encode_classification(result) -> str:
+    rows = []
+    for classification in result.classifications:
+        pairs = [f"[{json.dumps(c.label)}, {_float32(c.score)}]" for c in classification.classes]
+        rows.append("[" + ", ".join(pairs) + "]")
+    return '{"results": [' + ", ".join(rows) + "]}"
+
+
+def encode_regression(result) -> str:
+    return '{"results": [' + ", ".join(_float32(r.value) for r in result.regressions) + "]}"
+
+
+def encode_error(message: str) -> str:
+    return json.dumps({"error": message})
+
+
+def encode_status(response) -> str:
+    return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1)
+
+
+def encode_metadata(response) -> str:
+    """{"model_spec": ..., "metadata": {"signature_def": <SignatureDefMap>}}, as TF Serving
+    writes it (field names as in the protos, defaults included)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    options = {"preserving_proto_field_name": True, "always_print_fields_with_no_presence": True}
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    return json.dumps(
+        {
+            "model_spec": json_format.MessageToDict(response.model_spec, **options),
+            "metadata": {"signature_def": json_format.MessageToDict(signatures, **options)},
+        },
+        indent=1,
+    )
+
+
+def tensor_json(array: np.ndarray, as_bytes: bool = False) -> str:
+    """A tensor as nested JSON lists (a bare value for a scalar)."""
+    return _nest(leaf_strings(array, as_bytes))
+
+
+def leaf_strings(array: np.ndarray, as_bytes: bool = False) -> np.ndarray:
+    """Each element as its JSON text, vectorized for numbers."""
+    kind = array.dtype.kind
+    if kind == "f":
+        # NumPy prints a float32 in the shortest form that reads back as the same float32,
+        # which is what TF Serving writes; whole numbers keep their ".0".
+        text = array.astype(str)
+        text = np.where(text == "nan", "NaN", text)
+        text = np.where(text == "inf", "Infinity", text)
+        return np.where(text == "-inf", "-Infinity", text)
+    if kind in "iu":
+        return array.astype(str)
+    if kind == "b":
+        return np.where(array, "true", "false")
+    encode = _b64_json if as_bytes else _text_json
+    return np.vectorize(encode, otypes=[object])(array) if array.size else array.astype(object)
+
+
+def _nest(strings) -> str:
+    if not isinstance(strings, np.ndarray):
+        return str(strings)  # one element: a numpy scalar or, from object arrays, a str
+    if strings.ndim == 0:
+        return str(strings.item())
+    if strings.ndim == 1:
+        return "[" + ", ".join(strings.tolist()) + "]"
+    return "[" + ", ".join(_nest(part) for part in strings) + "]"
+
+
+def _text_json(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _b64_json(value) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return '{"b64": "' + base64.b64encode(raw).decode("ascii") + '"}'
+
+
+def _float32(value: float) -> str:
+    return leaf_strings(np.array([value], dtype=np.float32))[0]
+
+
+def _is_bytes(name: str) -> bool:
+    return name.endswith("_bytes")
+
+
+def _is_b64(value: dict) -> bool:
+    return len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _is_named_object(value) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "Array"
+    return "Object"
+
+
+def _short(value, limit: int = 200) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
