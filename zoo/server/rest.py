@@ -35,6 +35,7 @@ STATUS_PATH = re.compile(
     re.IGNORECASE,
 )
 API_PREFIX = re.compile(r"/v1/.*", re.IGNORECASE)
+_DRAIN_LIMIT = 8 * 1024 * 1024
 
 
 class RestServer:
@@ -107,7 +108,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self, method: str, path: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.max_body_bytes:
-            self.close_connection = True  # the body stays unread
+            # Read (and drop) a little of the body so that a client still sending it sees
+            # the answer rather than a broken pipe; beyond that, close on it.
+            self._discard(min(length, _DRAIN_LIMIT))
+            self.close_connection = True
             self._send_error(413, f"Request body of {length} bytes exceeds the limit of {self.max_body_bytes} bytes")
             return
         body = self.rfile.read(length) if length else b""
@@ -156,6 +160,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return rest_json.encode_classification(result)
         _, result = self.core.regress(target, model_input, timeout=self.timeout)
         return rest_json.encode_regression(result)
+
+    def _discard(self, count: int) -> None:
+        while count > 0:
+            chunk = self.rfile.read(min(count, 1 << 16))
+            if not chunk:
+                return
+            count -= len(chunk)
 
     def _send_error(self, status: int, message: str) -> None:
         self._send(status, rest_json.encode_error(message))

@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import input_pb2
 
 from zoo.server.errors import invalid_argument
-from zoo.server.servable import Signature
+from zoo.server.servable import Signature, type_name
 
 ROW, COLUMNAR = "row", "columnar"
 
@@ -165,9 +165,9 @@ def _type_error(value, name: str, dtype: tf.DType, row_format: bool):
                 bad = _bad_leaf(item, dtype)
                 break
     if bad is _OK:
-        return invalid_argument(f"{where}values are not all numbers of type {dtype.name}")
+        return invalid_argument(f"{where}values are not all numbers of type {type_name(dtype)}")
     return invalid_argument(
-        f"{where}JSON Value: {_short(bad)} Type: {_json_type(bad)} is not of expected type: {dtype.name}"
+        f"{where}JSON Value: {_short(bad)} Type: {_json_type(bad)} is not of expected type: {type_name(dtype)}"
     )
 
 

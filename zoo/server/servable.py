@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from zoo.server.errors import Code, ServingError, invalid_argument
@@ -42,7 +43,7 @@ class TensorSpec:
 
     def describe(self) -> str:
         shape = "[?]" if self.shape is None else "[" + ",".join(str(d) for d in self.shape) + "]"
-        return f"{self.dtype.name} {shape}"
+        return f"{type_name(self.dtype)} {shape}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +184,7 @@ def check_inputs(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
         spec = signature.inputs[name]
         if not _dtype_compatible(array, spec.dtype):
             raise invalid_argument(
-                f"input '{name}': expects {spec.dtype.name} but {_dtype_name(array)} is provided"
+                f"input '{name}': expects {type_name(spec.dtype)} but {_dtype_name(array)} is provided"
             )
         if spec.shape is not None:
             if array.ndim != len(spec.shape) or any(
@@ -209,4 +210,9 @@ def _dtype_compatible(array: np.ndarray, dtype: tf.DType) -> bool:
 
 
 def _dtype_name(array: np.ndarray) -> str:
-    return "string" if array.dtype.kind in "OSU" else tf.as_dtype(array.dtype).name
+    return "string" if array.dtype.kind in "OSU" else type_name(tf.as_dtype(array.dtype))
+
+
+def type_name(dtype: tf.DType) -> str:
+    """TensorFlow's DataTypeString: "float" for DT_FLOAT, as TF Serving's messages say it."""
+    return types_pb2.DataType.Name(dtype.as_datatype_enum).removeprefix("DT_").lower()
