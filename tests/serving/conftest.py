@@ -122,12 +122,13 @@ def server(repository):
     embedded.stop()
 
 
-def write_config(root: Path, names, extra: str = "") -> Path:
+def write_config(root: Path, names, extra: str = "", path: Path | None = None) -> Path:
+    """A models.config serving `names` from `root/<name>` (written to root/models.config)."""
     entries = "".join(
         f'  config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
         for name in names
     )
-    path = root / "models.config"
+    path = path or root / "models.config"
     path.write_text("model_config_list {\n" + entries + extra + "}\n")
     return path
 

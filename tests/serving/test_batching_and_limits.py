@@ -1,0 +1,140 @@
+"""Dynamic batching, deadlines, overload and metrics, each on its own embedded server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import pytest
+from google.protobuf import text_format
+
+from tests.serving.conftest import Server, write_config
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture()
+def start(repository, tmp_path):
+    """start(names, **ZooServer options) -> Server over the session's model repository."""
+    from zoo.server.app import ZooServer
+    from zoo.server.config import load_model_config_file
+
+    servers = []
+
+    def starter(names, **options):
+        config_file = write_config(repository.root, names, path=tmp_path / "models.config")
+        options = {"grpc_port": 0, "rest_port": 0, "poll_seconds": 0, **options}
+        embedded = ZooServer(load_model_config_file(config_file), **options).start()
+        servers.append(embedded)
+        return Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
+
+    yield starter
+    for embedded in servers:
+        embedded.stop()
+
+
+def _batching(text):
+    from zoo.server.config import load_batching_parameters
+    from zoo.server.protos import BatchingParameters
+
+    parameters = load_batching_parameters(None)
+    text_format.Merge(text, parameters)
+    assert isinstance(parameters, BatchingParameters)
+    return parameters
+
+
+def test_batching_joins_concurrent_requests_and_answers_each_with_its_own_rows(start):
+    server = start(["half_plus_two"], batching=_batching(
+        "max_batch_size { value: 64 } batch_timeout_micros { value: 20000 } num_batch_threads { value: 1 }"
+    ))
+    values = [float(i) for i in range(40)]
+
+    def ask(value):
+        return server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [value, value + 0.5]})
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, values))
+    for value, (status, body) in zip(values, answers):
+        assert status == 200 and body == {"predictions": [0.5 * value + 2, 0.5 * (value + 0.5) + 2]}
+    batcher = server.embedded.core.batcher
+    assert batcher.requests_run == 40
+    assert batcher.batches_run < 40  # requests were answered by shared model calls
+
+
+def test_a_full_batch_queue_answers_503_at_once(start):
+    server = start(["slow"], batching=_batching(
+        "max_batch_size { value: 1 } max_enqueued_batches { value: 1 } num_batch_threads { value: 1 }"
+    ))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(
+            lambda _: server.rest("POST", "/v1/models/slow:predict", {"instances": [1.0]}), range(6)
+        ))
+    statuses = sorted(status for status, _ in answers)
+    assert 200 in statuses and 503 in statuses, answers
+    refused = [body for status, body in answers if status == 503]
+    assert all("queue" in body["error"] and "full" in body["error"] for body in refused)
+    assert server.rest("POST", "/v1/models/slow:predict", {"instances": [1.0]}) == (200, {"predictions": [1.0]})
+
+
+def test_a_request_past_the_rest_deadline_gets_504_and_the_server_goes_on(start):
+    server = start(["slow", "half_plus_two"], rest_timeout_ms=20)
+    status, body = server.rest("POST", "/v1/models/slow:predict", {"instances": [1.0]})
+    assert status == 504 and "Deadline exceeded" in body["error"]
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]}) == (200, {"predictions": [2.5]})
+
+
+def test_a_grpc_deadline_is_honoured(start):
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    server = start(["slow"])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "slow"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(request, timeout=0.02)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"]).tolist() == [1.0]
+
+
+def test_prometheus_metrics_count_requests_by_model_api_and_status(start):
+    server = start(["half_plus_two"], metrics_path="/monitoring/prometheus/metrics")
+    for _ in range(3):
+        server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})
+    server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": ["one"]})
+    server.rest("GET", "/v1/models/half_plus_two")
+    status, text = server.rest("GET", "/monitoring/prometheus/metrics")
+    assert status == 200
+    ok = ':tensorflow:serving:request_count{model_name="half_plus_two",API="predict",entrypoint="REST",status="OK"} 3'
+    bad = ':tensorflow:serving:request_count{model_name="half_plus_two",API="predict",entrypoint="REST",status="INVALID_ARGUMENT"} 1'
+    assert ok in text and bad in text
+    assert 'API="status",entrypoint="REST",status="OK"} 1' in text
+    assert ':tensorflow:serving:request_latency_count{model_name="half_plus_two",API="predict",entrypoint="REST"} 4' in text
+    assert '_bucket{model_name="half_plus_two",API="predict",entrypoint="REST",le="+Inf"} 4' in text
+
+
+def test_metrics_are_not_served_unless_enabled(start):
+    server = start(["half_plus_two"])
+    assert server.rest("GET", "/monitoring/prometheus/metrics")[0] == 404
+
+
+def test_the_server_stays_up_under_concurrent_mixed_traffic(start):
+    server = start(["half_plus_two"])
+    errors = []
+
+    def mixed(i):
+        body = {"instances": [float(i)]} if i % 3 else {"instances": ["bad"]}
+        status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", body)
+        if (status == 200) != bool(i % 3):
+            errors.append((i, status, answer))
+
+    threads = [threading.Thread(target=mixed, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

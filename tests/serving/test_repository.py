@@ -1,0 +1,202 @@
+"""The model repository while serving: rollouts, failed versions, policies, labels, reloads.
+
+Each test starts its own embedded server on its own folder, since it changes that folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import (
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2
+
+from tests.serving.conftest import Server, write_config
+from tests.serving.testmodels import write_half_plus
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture()
+def start(tmp_path):
+    """start(config_text=None, **options) -> Server on tmp_path/models; stopped afterwards."""
+    from zoo.server.app import ZooServer
+    from zoo.server.config import load_model_config_file
+
+    servers = []
+
+    def starter(names=("half_plus_two",), extra="", **options):
+        config_file = write_config(tmp_path / "models", names, extra)
+        options = {"grpc_port": 0, "rest_port": 0, "poll_seconds": 0.1, **options}
+        embedded = ZooServer(load_model_config_file(config_file), config_dir=config_file.parent, **options).start()
+        servers.append(embedded)
+        return Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
+
+    (tmp_path / "models" / "half_plus_two").mkdir(parents=True)
+    yield starter
+    for embedded in servers:
+        embedded.stop()
+
+
+def _versions(tmp_path):
+    return tmp_path / "models" / "half_plus_two"
+
+
+def _wait_for(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _states(server, name="half_plus_two"):
+    status, body = server.rest("GET", f"/v1/models/{name}")
+    return {} if status != 200 else {int(v["version"]): v["state"] for v in body["model_version_status"]}
+
+
+def test_a_rollout_under_load_fails_no_request_and_switches_versions(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    server = start()
+    answers, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            status, body = server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]})
+            (answers if status == 200 else failures).append(body)
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    assert _wait_for(lambda: len(answers) > 20)
+    write_half_plus(_versions(tmp_path) / "2", 3.0)  # half_plus_three, as a new version
+    assert _wait_for(lambda: answers and answers[-1] == {"predictions": [4.0]})
+    count = len(answers)
+    assert _wait_for(lambda: len(answers) > count + 20)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    seen = [body["predictions"][0] for body in answers]
+    assert seen[0] == 3.0 and seen[-1] == 4.0 and set(seen) == {3.0, 4.0}
+    switch = seen.index(4.0)
+    assert seen[switch:].count(3.0) <= 3  # only requests already in flight answer from v1
+    assert _wait_for(lambda: _states(server) == {2: "AVAILABLE", 1: "END"})
+
+
+def test_a_version_that_fails_to_load_is_reported_and_the_previous_keeps_serving(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    server = start()
+    broken = _versions(tmp_path) / "2"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    assert _wait_for(lambda: 2 in _states(server))
+    status, body = server.rest("GET", "/v1/models/half_plus_two/versions/2")
+    (version,) = body["model_version_status"]
+    assert version["state"] == "END" and version["status"]["error_code"] != "OK"
+    assert version["status"]["error_message"]
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
+    assert _states(server)[1] == "AVAILABLE"
+
+
+def test_version_policies_and_labels(start, tmp_path):
+    for version, offset in ((1, 2.0), (2, 3.0), (3, 4.0)):
+        write_half_plus(_versions(tmp_path) / str(version), offset)
+    policy = 'model_version_policy { specific { versions: 1 versions: 3 } } version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 3 }'
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name="half_plus_two", base_path=str(_versions(tmp_path)), model_platform="tensorflow")
+    text_format.Parse(policy, entry)
+    (tmp_path / "models").mkdir(exist_ok=True)
+    server = start(names=())
+    channel = grpc.insecure_channel(server.grpc_address)
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+    assert _states(server) == {1: "AVAILABLE", 3: "AVAILABLE"}
+    predict = lambda path: server.rest("POST", f"/v1/models/half_plus_two{path}:predict", {"instances": [2.0]})[1]
+    assert predict("") == {"predictions": [5.0]}  # the latest available version: 3
+    assert predict("/labels/stable") == {"predictions": [3.0]}
+    assert predict("/labels/canary") == {"predictions": [5.0]}
+    assert predict("/versions/1") == {"predictions": [3.0]}
+    assert server.rest("POST", "/v1/models/half_plus_two/versions/2:predict", {"instances": [2.0]})[0] == 404
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.model_spec.version_label = "stable"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([2.0], np.float32)))
+    response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    assert response.model_spec.version.value == 1
+    assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0]
+    channel.close()
+
+
+def test_latest_n_and_all_policies(start, tmp_path):
+    for version in (1, 2, 3):
+        write_half_plus(_versions(tmp_path) / str(version), float(version))
+    server = start()
+    assert _states(server) == {3: "AVAILABLE"}  # the default policy: latest 1
+    from zoo.server.config import load_model_config_file
+
+    config_file = write_config(tmp_path / "models", ["half_plus_two"])
+    text = config_file.read_text().replace(
+        'model_platform: "tensorflow" }', 'model_platform: "tensorflow" model_version_policy { latest { num_versions: 2 } } }'
+    )
+    config_file.write_text(text)
+    server.embedded.manager.reload(load_model_config_file(config_file))
+    assert _states(server) == {3: "AVAILABLE", 2: "AVAILABLE"}
+    config_file.write_text(text.replace("latest { num_versions: 2 }", "all {}"))
+    server.embedded.manager.reload(load_model_config_file(config_file))
+    assert _states(server) == {3: "AVAILABLE", 2: "AVAILABLE", 1: "AVAILABLE"}
+
+
+def test_a_config_reload_adds_and_removes_models(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    other = tmp_path / "models" / "other"
+    other.mkdir(parents=True)
+    write_half_plus(other / "1", 10.0)
+    server = start()
+    assert server.rest("GET", "/v1/models/other")[0] == 404
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.config.add(name="other", base_path=str(other), model_platform="tensorflow")
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+            model_management_pb2.ReloadConfigRequest(config=config), timeout=60
+        )
+    assert response.status.error_code == 0
+    assert server.rest("POST", "/v1/models/other:predict", {"instances": [2.0]}) == (200, {"predictions": [11.0]})
+    assert server.rest("GET", "/v1/models/half_plus_two")[0] == 404
+
+
+def test_a_removed_newest_version_rolls_back_to_the_one_before(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    write_half_plus(_versions(tmp_path) / "2", 3.0)
+    server = start()
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]})[1] == {"predictions": [4.0]}
+    shutil.rmtree(_versions(tmp_path) / "2")
+    assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]})[1]
+                     == {"predictions": [3.0]})
+
+
+def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    write_half_plus(_versions(tmp_path) / "2", 3.0)
+    config_file = tmp_path / "models" / "models.config"
+    server = start(config_file=config_file, config_poll_seconds=0.1)
+    assert server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict", {"instances": [2.0]})[0] == 400
+    config_file.write_text(config_file.read_text().replace(
+        'model_platform: "tensorflow" }',
+        'model_platform: "tensorflow" model_version_policy { all {} } version_labels { key: "stable" value: 1 } }',
+    ))
+    assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict",
+                                         {"instances": [2.0]}) == (200, {"predictions": [3.0]}))
