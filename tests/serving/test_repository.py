@@ -200,3 +200,14 @@ def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path):
     ))
     assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict",
                                          {"instances": [2.0]}) == (200, {"predictions": [3.0]}))
+
+
+def test_a_version_folder_leading_outside_the_base_path_is_never_served(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_half_plus(outside / "9", 100.0)
+    (_versions(tmp_path) / "9").symlink_to(outside / "9", target_is_directory=True)
+    server = start()
+    assert _states(server) == {1: "AVAILABLE"}
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
