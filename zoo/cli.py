@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train and export the demo models, print their metrics")
     demo.add_argument("--models-dir", default="models")
+    demo.add_argument("--serve", action="store_true", help="keep serving on 8500/8501 afterwards")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -257,7 +258,7 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     from zoo.demo import run_demo
 
-    return run_demo(Path(args.models_dir))
+    return run_demo(Path(args.models_dir), keep_serving=args.serve)
 
 
 if __name__ == "__main__":
