@@ -79,7 +79,7 @@ def test_a_full_batch_queue_answers_503_at_once(start):
 def test_a_request_past_the_rest_deadline_gets_504_and_the_server_goes_on(start):
     server = start(["slow", "half_plus_two"], rest_timeout_ms=20)
     status, body = server.rest("POST", "/v1/models/slow:predict", {"instances": [1.0]})
-    assert status == 504 and "Deadline exceeded" in body["error"]
+    assert status == 504 and "Deadline exceeded" in body["error"], (status, body)
     assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]}) == (200, {"predictions": [2.5]})
 
 

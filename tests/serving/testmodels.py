@@ -47,7 +47,9 @@ class Slow(tf.Module):
         matrix = tf.random.stateless_uniform([256, 256], seed=[1, 2])
 
         def body(i, total):
-            return i + 1, total + tf.reduce_mean(tf.matmul(matrix, matrix)) * 0.0
+            # The product depends on the loop counter, so no optimizer can hoist it out.
+            step = matrix + tf.cast(i, tf.float32)
+            return i + 1, total + tf.reduce_mean(tf.matmul(step, step)) * 0.0
 
         _, total = tf.while_loop(lambda i, _: i < 1500, body, [tf.constant(0), tf.constant(0.0)])
         return {"y": x + total}
