@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("ZOO_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 REFERENCE_FILES = ("winequality-red.csv", "cereal.csv", "housing.csv")
 
 
 def pytest_configure(config):
+    from zoo.tensorflow_logs import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # keep TensorFlow's C++ start-up lines out of the test output
     if all((SHARED_DATASETS / name).is_file() for name in REFERENCE_FILES):
         os.environ["ZOO_DATA_DIR"] = str(SHARED_DATASETS)
         config.zoo_data_source = f"reference copies in {SHARED_DATASETS}"

@@ -166,8 +166,7 @@ class ModelManager:
         name = entry.config.name
         record = VersionRecord(version, State.LOADING, stamp=stamp)
         with self._lock:
-            previous = entry.versions.get(version)
-            entry.versions[version] = record if previous is None or previous.state != State.AVAILABLE else previous
+            entry.versions[version] = record
         log.info("loading %s version %d from %s", name, version, path)
         try:
             servable = Servable(name, version, path)
