@@ -1,4 +1,4 @@
-"""The `zoo` command: list|info|datasets|train|evaluate|export|serve|demo.
+"""The `zoo` command: list|info|datasets|train|evaluate|export|predict|serve|demo.
 
 Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
 one line on stderr and exit status 2, never a traceback.
@@ -64,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a run folder written by `zoo train`")
     export.add_argument("--models-dir", default="models")
     export.set_defaults(handler=cmd_export)
+
+    predict = commands.add_parser("predict", help="batch predictions for a CSV file from a model server")
+    predict.add_argument("model")
+    predict.add_argument("--input", required=True, type=Path, help="a CSV with the model's input columns")
+    predict.add_argument("--output", required=True, type=Path, help="where to write the predictions (CSV)")
+    predict.add_argument("--via", choices=("rest", "grpc"), default="grpc")
+    predict.add_argument("--server", help="host:port (default localhost:8500 for grpc, localhost:8501 for rest)")
+    predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
+    predict.add_argument("--key", action="append", dest="keys", metavar="COLUMN",
+                         help="an input column to copy into the output (default: every column the model does not take)")
+    predict.add_argument("--version", type=int)
+    predict.add_argument("--label", help="a version label, e.g. stable")
+    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    predict.set_defaults(handler=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve models over gRPC and REST (TF Serving's API and flags)")
     from zoo.server.flags import add_serve_arguments
@@ -224,6 +239,21 @@ def cmd_export(args) -> int:
         warmup_rows={k: v[:WARMUP_ROWS] for k, v in test.features.items()},
     )
     print(f"version: {version_dir}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS, GrpcClient, RestClient
+    from zoo.client.batch import predict_csv
+
+    client_class = RestClient if args.via == "rest" else GrpcClient
+    address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
+    with client_class(address, timeout=args.timeout) as client:
+        result = predict_csv(
+            client, args.model, args.input, args.output, batch_size=args.batch_size, keys=args.keys,
+            version=args.version, label=args.label, signature=args.signature,
+        )
+    print(f"{result.rows} predictions in {result.seconds:.1f}s -> {result.output}")
     return 0
 
 

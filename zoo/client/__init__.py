@@ -1,0 +1,21 @@
+"""Clients for TF Serving's API (`zoo serve` or TensorFlow Serving): REST and gRPC, one
+interface, DataFrames in and out; and batch predictions from a CSV file (`zoo.client.batch`).
+
+    from zoo.client import RestClient, GrpcClient
+    with GrpcClient("localhost:8500") as client:
+        predictions = client.predict("dnn-regressor", frame)
+"""
+
+from zoo.client.base import ClientError, ModelClient, Unavailable
+from zoo.client.grpc_client import DEFAULT_GRPC_ADDRESS, GrpcClient
+from zoo.client.rest import DEFAULT_REST_ADDRESS, RestClient
+
+__all__ = [
+    "DEFAULT_GRPC_ADDRESS",
+    "DEFAULT_REST_ADDRESS",
+    "ClientError",
+    "GrpcClient",
+    "ModelClient",
+    "RestClient",
+    "Unavailable",
+]

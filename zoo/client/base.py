@@ -1,0 +1,229 @@
+"""What the REST and gRPC clients share: one interface, and DataFrames in and out.
+
+A client knows only the signature contract: the model's name, a signature name, and the
+signature's input and output keys and dtypes (read once from the server's metadata). It
+never needs Keras. Features go in as a DataFrame (or a dict of columns); predictions come
+back as a DataFrame with one column per output, and one column per element for outputs
+with more than one value a row (`probabilities_0`, `probabilities_1`...).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoo.errors import ZooError
+
+DEFAULT_SIGNATURE = "serving_default"
+CLASSIFY_SIGNATURE = "classification"
+REGRESS_SIGNATURE = "regression"
+
+
+class ClientError(ZooError):
+    """A request the client could not make or the server refused, said in one line."""
+
+
+class Unavailable(ClientError):
+    """The server could not be reached or said UNAVAILABLE: the one error worth retrying."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    dtype: str  # TF's enum name: "DT_FLOAT", "DT_STRING"...
+    shape: tuple[int, ...] | None  # -1 for any size; None for unknown rank
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureInfo:
+    name: str
+    method_name: str
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """Which model, version (or label) and signature a call is for."""
+
+    name: str
+    version: int | None = None
+    label: str | None = None
+    signature: str = DEFAULT_SIGNATURE
+
+    def __post_init__(self):
+        if self.version is not None and self.label is not None:
+            raise ClientError(f"model '{self.name}': give a version or a label, not both")
+
+
+class ModelClient(abc.ABC):
+    """The interface both clients implement."""
+
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.2):
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._signatures: dict[tuple, dict[str, SignatureInfo]] = {}
+
+    # -- the public calls ------------------------------------------------------------------
+
+    def predict(self, model: str, features, *, version: int | None = None, label: str | None = None,
+                signature: str = DEFAULT_SIGNATURE) -> pd.DataFrame:
+        """Predictions for each row of `features` (a DataFrame or a dict of columns)."""
+        ref = ModelRef(model, version, label, signature)
+        info = self.signature(ref)
+        columns = feature_columns(features, info)
+        outputs = self._call(lambda: self._predict(ref, info, columns))
+        return outputs_frame(outputs, index=_index(features))
+
+    def classify(self, model: str, features, *, version: int | None = None, label: str | None = None,
+                 signature: str = CLASSIFY_SIGNATURE) -> pd.DataFrame:
+        """Classify API: a score column per class label, and `label`, the best one."""
+        ref = ModelRef(model, version, label, signature)
+        rows = example_rows(features)
+        results = self._call(lambda: self._classify(ref, rows))
+        frame = pd.DataFrame([{lbl: score for lbl, score in row} for row in results], index=_index(features))
+        frame["label"] = frame.idxmax(axis=1)
+        return frame
+
+    def regress(self, model: str, features, *, version: int | None = None, label: str | None = None,
+                signature: str = REGRESS_SIGNATURE) -> pd.DataFrame:
+        """Regress API: one `value` column."""
+        ref = ModelRef(model, version, label, signature)
+        rows = example_rows(features)
+        values = self._call(lambda: self._regress(ref, rows))
+        return pd.DataFrame({"value": values}, index=_index(features))
+
+    def status(self, model: str, *, version: int | None = None, label: str | None = None) -> pd.DataFrame:
+        """A row per version: version, state, error_code, error_message."""
+        return pd.DataFrame(self._call(lambda: self._status(ModelRef(model, version, label))))
+
+    def signature(self, ref: ModelRef) -> SignatureInfo:
+        """The named signature's inputs and outputs, from the server's metadata (cached)."""
+        key = (ref.name, ref.version, ref.label)
+        if key not in self._signatures:
+            self._signatures[key] = self._call(lambda: self._metadata(ref))
+        signatures = self._signatures[key]
+        if ref.signature not in signatures:
+            raise ClientError(
+                f"model '{ref.name}' on {self.address} has no signature '{ref.signature}'; "
+                f"it has: {', '.join(sorted(signatures))}"
+            )
+        return signatures[ref.signature]
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- what a transport implements -------------------------------------------------------
+
+    @abc.abstractmethod
+    def _predict(self, ref: ModelRef, info: SignatureInfo, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    @abc.abstractmethod
+    def _classify(self, ref: ModelRef, rows: list[dict]) -> list[list[tuple[str, float]]]: ...
+
+    @abc.abstractmethod
+    def _regress(self, ref: ModelRef, rows: list[dict]) -> list[float]: ...
+
+    @abc.abstractmethod
+    def _status(self, ref: ModelRef) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def _metadata(self, ref: ModelRef) -> dict[str, SignatureInfo]: ...
+
+    # -- retries ---------------------------------------------------------------------------
+
+    def _call(self, attempt: Callable[[], Any]) -> Any:
+        """Run `attempt`, retrying (with exponential backoff) only when unavailable."""
+        for tries in range(self.retries + 1):
+            try:
+                return attempt()
+            except Unavailable as error:
+                if tries == self.retries:
+                    raise Unavailable(f"{error} (after {tries + 1} attempts)") from None
+                time.sleep(self.backoff * 2**tries)
+        raise AssertionError("unreachable")
+
+
+def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
+    """The signature's inputs as arrays, checked: a missing column or a cell that is not of
+    the input's type is a ClientError naming the column and the row."""
+    frame = features if isinstance(features, pd.DataFrame) else _frame(features)
+    missing = [name for name in info.inputs if name not in frame.columns]
+    if missing:
+        raise ClientError(
+            f"missing feature column(s) {', '.join(missing)}; the model takes: "
+            f"{', '.join(info.inputs)}; got: {', '.join(map(str, frame.columns))}"
+        )
+    columns = {}
+    for name, tensor in info.inputs.items():
+        series = frame[name]
+        if tensor.dtype == "DT_STRING":
+            columns[name] = series.astype(str).to_numpy(dtype=object)
+            continue
+        if series.map(_is_list).any():  # an image, a row per cell
+            columns[name] = np.stack([np.asarray(cell, dtype=np.float64) for cell in series])
+            continue
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna()
+        if bad.any():
+            row = series.index[bad.to_numpy().nonzero()[0][0]]
+            value = series.loc[row]
+            what = "an empty cell" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else repr(value)
+            raise ClientError(f"row {row}, column '{name}': expected a number, got {what}")
+        columns[name] = numbers.to_numpy()
+    return columns
+
+
+def example_rows(features) -> list[dict]:
+    """Rows as plain dicts for Classify/Regress examples (floats stay floats)."""
+    frame = features if isinstance(features, pd.DataFrame) else _frame(features)
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        rows.append({k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
+                     for k, v in record.items()})
+    return rows
+
+
+def outputs_frame(outputs: dict[str, np.ndarray], index=None) -> pd.DataFrame:
+    """A DataFrame of outputs: vectors become `name_0..name_k`, bytes become text."""
+    columns = {}
+    for name in sorted(outputs):
+        value = np.asarray(outputs[name])
+        if value.dtype.kind in "OS":
+            value = np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v,
+                                 otypes=[object])(value)
+        if value.ndim <= 1:
+            columns[name] = value
+        else:
+            flat = value.reshape(len(value), -1)
+            for position in range(flat.shape[1]):
+                columns[f"{name}_{position}"] = flat[:, position]
+    return pd.DataFrame(columns, index=index)
+
+
+def _frame(features: Mapping) -> pd.DataFrame:
+    if not isinstance(features, Mapping):
+        raise ClientError(f"features must be a DataFrame or a dict of columns, got {type(features).__name__}")
+    columns = {k: (list(v) if isinstance(v, np.ndarray) and v.ndim > 1 else v) for k, v in features.items()}
+    return pd.DataFrame(columns)
+
+
+def _index(features):
+    return features.index if isinstance(features, pd.DataFrame) else None
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))

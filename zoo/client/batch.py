@@ -1,0 +1,119 @@
+"""Batch predictions from a CSV file: streamed in chunks, written atomically.
+
+Memory stays flat in the file's size: the CSV is read `batch_size` rows at a time, each
+chunk is checked, sent and appended to a temporary file beside the output, which is renamed
+to the requested name only when every row has its prediction. A bad row stops the run with
+its row number and the problem, and leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from zoo.client.base import ClientError, ModelClient, ModelRef
+
+_PROGRESS_EVERY = 0.5  # seconds between progress lines
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    rows: int
+    seconds: float
+    output: Path
+
+
+def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: Path, *,
+                batch_size: int = 1024, keys: list[str] | None = None, version: int | None = None,
+                label: str | None = None, signature: str = "serving_default",
+                progress: bool = True) -> BatchResult:
+    """Predict every row of a CSV and write the key columns with the predictions.
+
+    Args:
+        client: a RestClient or GrpcClient.
+        model: the model's name on the server.
+        input_path: a CSV with a header, holding (at least) the model's input columns.
+        output_path: where the predictions go; written only if every row succeeds.
+        batch_size: rows per request.
+        keys: input columns to copy into the output; default every column the model does
+            not take (ids, timestamps...).
+        version, label, signature: which version and signature to call.
+        progress: print a progress line to stderr.
+
+    Raises:
+        ClientError: a missing column, a bad cell (with its row number), a server error.
+    """
+    if batch_size < 1:
+        raise ClientError(f"batch size must be >= 1, got {batch_size}")
+    input_path, output_path = Path(input_path), Path(output_path)
+    info = client.signature(ModelRef(model, version, label, signature))
+    header = _header(input_path)
+    missing = [name for name in info.inputs if name not in header]
+    if missing:
+        raise ClientError(
+            f"{input_path} has no column(s) {', '.join(missing)}; the model '{model}' takes: "
+            f"{', '.join(info.inputs)}; the file has: {', '.join(header)}"
+        )
+    keys = [c for c in header if c not in info.inputs] if keys is None else keys
+    unknown = [key for key in keys if key not in header]
+    if unknown:
+        raise ClientError(f"{input_path} has no key column(s) {', '.join(unknown)}")
+    total = _count_rows(input_path) if progress else None
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".partial", dir=output_path.parent)
+    started, done, last_report = time.perf_counter(), 0, 0.0
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            # Cells are read as text so a bad one is reported as it is written in the file.
+            chunks = pd.read_csv(input_path, chunksize=batch_size, dtype=str, keep_default_na=False,
+                                 usecols=list(dict.fromkeys([*keys, *info.inputs])))
+            for chunk in chunks:
+                chunk.index = chunk.index + 1  # row numbers as a person counts them: 1 = first data row
+                predictions = client.predict(model, chunk, version=version, label=label, signature=signature)
+                written = pd.concat([chunk[keys], predictions], axis=1)
+                written.to_csv(out, header=done == 0, index=False)
+                done += len(chunk)
+                if progress and time.perf_counter() - last_report > _PROGRESS_EVERY:
+                    last_report = time.perf_counter()
+                    _report(done, total, last_report - started)
+        os.replace(temp_name, output_path)
+    except BaseException:
+        os.unlink(temp_name)
+        raise
+    seconds = time.perf_counter() - started
+    if progress:
+        _report(done, total, seconds, final=True)
+    return BatchResult(done, seconds, output_path)
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except FileNotFoundError:
+        raise ClientError(f"no input file at {path}") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise ClientError(f"{path} is not a CSV with a header: {error}") from None
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows in the file, by counting newlines: constant memory, one quick pass."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n") - 1
+
+
+def _report(done: int, total: int | None, seconds: float, final: bool = False) -> None:
+    rate = done / seconds if seconds > 0 else 0.0
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    end = "\n" if final or not sys.stderr.isatty() else "\r"
+    print(f"{done}{'/' + str(total) if total else ''} rows{share}, {rate:,.0f} rows/s", end=end,
+          file=sys.stderr, flush=True)

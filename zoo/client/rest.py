@@ -1,0 +1,131 @@
+"""`RestClient`: TF Serving's REST API over keep-alive HTTP/1.1 connections."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from typing import Any
+
+import numpy as np
+
+from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
+
+DEFAULT_REST_ADDRESS = "localhost:8501"
+_RETRYABLE_STATUS = 503  # UNAVAILABLE
+
+
+class RestClient(ModelClient):
+    """A client for `zoo serve` or TF Serving's REST port.
+
+    Args:
+        address: "host:port" of the REST API.
+        timeout: seconds per request.
+        retries: how often to retry a request the server could not take (connection
+            refused or reset, 503); other errors are never retried.
+    """
+
+    def __init__(self, address: str = DEFAULT_REST_ADDRESS, **options):
+        super().__init__(address, **options)
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ClientError(f"a REST address is host:port, got '{address}'")
+        self._host, self._port = host, int(port)
+        self._local = threading.local()  # one connection per thread: http.client is not shared
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _predict(self, ref, info, columns):
+        inputs = {name: _jsonable(columns[name], info.inputs[name]) for name in info.inputs}
+        body = self._request("POST", _path(ref, ":predict"), {"signature_name": ref.signature, "inputs": inputs}, ref)
+        outputs = body["outputs"]
+        if not isinstance(outputs, dict):  # one output: TF Serving drops its name
+            (name,) = info.outputs
+            outputs = {name: outputs}
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def _classify(self, ref, rows):
+        body = self._request("POST", _path(ref, ":classify"), {"signature_name": ref.signature, "examples": rows}, ref)
+        return [[(label, score) for label, score in row] for row in body["results"]]
+
+    def _regress(self, ref, rows):
+        body = self._request("POST", _path(ref, ":regress"), {"signature_name": ref.signature, "examples": rows}, ref)
+        return list(body["results"])
+
+    def _status(self, ref):
+        body = self._request("GET", _path(ref, ""), None, ref)
+        return [
+            {"version": int(v["version"]), "state": v["state"],
+             "error_code": v.get("status", {}).get("error_code", "OK"),
+             "error_message": v.get("status", {}).get("error_message", "")}
+            for v in body["model_version_status"]
+        ]
+
+    def _metadata(self, ref):
+        body = self._request("GET", _path(ref, "/metadata"), None, ref)
+        definitions = body["metadata"]["signature_def"]["signature_def"]
+        return {name: _signature(name, definition) for name, definition in definitions.items()}
+
+    def _request(self, method: str, path: str, payload: Any, ref: ModelRef) -> dict:
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        connection = self._connection()
+        try:
+            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            text = response.read()
+        except (ConnectionError, http.client.HTTPException, OSError) as error:
+            self.close()  # a broken keep-alive connection is not reused
+            raise Unavailable(f"cannot reach the model server at {self.address} ({error})") from None
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            raise ClientError(f"{self.address} answered {response.status} with no JSON: {text[:200]!r}") from None
+        if response.status == 200:
+            return body
+        message = body.get("error", text) if isinstance(body, dict) else text
+        if response.status == _RETRYABLE_STATUS:
+            raise Unavailable(f"model '{ref.name}' on {self.address} is unavailable: {message}")
+        if response.status == 404:
+            raise ClientError(f"model '{ref.name}' not found on {self.address}: {message}")
+        raise ClientError(f"model '{ref.name}' on {self.address} refused the request ({response.status}): {message}")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            self._local.connection = connection
+        return connection
+
+
+def _path(ref: ModelRef, suffix: str) -> str:
+    path = f"/v1/models/{ref.name}"
+    if ref.version is not None:
+        path += f"/versions/{ref.version}"
+    elif ref.label is not None:
+        path += f"/labels/{ref.label}"
+    return path + suffix
+
+
+def _jsonable(column: np.ndarray, tensor: TensorInfo):
+    if tensor.dtype == "DT_STRING":
+        return [str(value) for value in column]
+    return column.tolist()
+
+
+def _signature(name: str, definition: dict) -> SignatureInfo:
+    def tensors(entries: dict) -> dict[str, TensorInfo]:
+        result = {}
+        for key, info in entries.items():
+            shape = info.get("tensor_shape", {})
+            dims = None if shape.get("unknown_rank") else tuple(int(d["size"]) for d in shape.get("dim", []))
+            result[key] = TensorInfo(info.get("dtype", "DT_INVALID"), dims)
+        return result
+
+    return SignatureInfo(name, definition.get("method_name", ""), tensors(definition.get("inputs", {})),
+                         tensors(definition.get("outputs", {})))
