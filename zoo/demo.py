@@ -1,6 +1,6 @@
 """`zoo demo`: the main job of the quick start. Train and export the demo models, say where
-they went and how they scored, then serve them with `zoo serve`'s server and show one REST
-and one gRPC prediction made against it (`--serve` keeps the server up afterwards).
+they went and how they scored, then serve them with `zoo serve`'s server and show the same
+rows predicted by the REST client and by the gRPC client (`--serve` keeps the server up).
 
 The offline models (digits, synthetic coffee roasts) always run. The models on downloaded
 data run when their file is in the cache or can be downloaded, and are skipped with the
@@ -71,48 +71,32 @@ def run_demo(models_dir: Path, keep_serving: bool = False) -> int:
 
 
 def show_serving(models_dir: Path, model: str, keep_serving: bool) -> None:
-    """Serve the repository and predict a few test rows of `model` over REST and gRPC."""
-    import json
+    """Serve the repository; predict a few test rows of `model` with the REST and gRPC clients."""
     import threading
-    import urllib.request
 
-    import grpc
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    import pandas as pd
 
     from zoo import model_card, repository
+    from zoo.client import GrpcClient, RestClient
     from zoo.evaluate import dataset_from_card
     from zoo.server.app import ZooServer
     from zoo.server.config import load_model_config_file
-    from zoo.server.rest_json import tensor_json
 
     config_file = models_dir / "models.config"
     ports = (8500, 8501) if keep_serving else (0, 0)  # a demo run takes any free ports
     server = ZooServer(load_model_config_file(config_file), config_dir=models_dir.resolve(),
                        grpc_port=ports[0], rest_port=ports[1]).start()
-    rest = f"http://{server.host}:{server.rest_port}"
-    print(f"\n== serving {config_file}: gRPC {server.host}:{server.grpc_port}, REST {rest}")
+    rest, grpc = f"{server.host}:{server.rest_port}", f"{server.host}:{server.grpc_port}"
+    print(f"\n== zoo serve on {config_file}: gRPC {grpc}, REST http://{rest}")
     card = model_card.read(repository.version_dir(models_dir, model))
-    inputs = list(card["signature"]["inputs"])
     test = dataset_from_card(card).test
-    # tensor_json writes float32 values as short as they read back (9.3, not 9.300000190734863)
-    rows = [{k: json.loads(tensor_json(np.asarray(test.features[k][i]))) for k in inputs} for i in range(2)]
-    body = json.dumps({"instances": rows}).encode()
-    request = urllib.request.Request(f"{rest}/v1/models/{model}:predict", data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = response.read().decode()
-    shown = body.decode() if len(body) < 300 else body.decode()[:297] + "..."
-    print(f"REST  POST /v1/models/{model}:predict {shown}\n      -> {' '.join(answer.split())}")
-
-    grpc_request = predict_pb2.PredictRequest()
-    grpc_request.model_spec.name = model
-    for key in inputs:
-        grpc_request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(test.features[key][:2], np.float32)))
-    with grpc.insecure_channel(f"{server.host}:{server.grpc_port}") as channel:
-        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(grpc_request, timeout=60)
-    outputs = {k: _readable(tf.make_ndarray(v)) for k, v in sorted(reply.outputs.items())}
-    print(f"gRPC  PredictionService.Predict {model} v{reply.model_spec.version.value} -> {outputs}")
+    rows = pd.DataFrame({k: list(test.features[k][:3]) for k in card["signature"]["inputs"]})
+    with pd.option_context("display.width", 120, "display.max_columns", 8, "display.precision", 4):
+        print(f"{model}: three test rows, raw features\n{rows}")
+        with RestClient(rest) as client:
+            print(f"RestClient.predict -> POST /v1/models/{model}:predict\n{client.predict(model, rows)}")
+        with GrpcClient(grpc) as client:
+            print(f"GrpcClient.predict -> PredictionService.Predict\n{client.predict(model, rows)}")
     if keep_serving:
         print("serving until Ctrl-C")
         try:
@@ -120,11 +104,3 @@ def show_serving(models_dir: Path, model: str, keep_serving: bool) -> None:
         except KeyboardInterrupt:
             pass
     server.stop()
-
-
-def _readable(array):
-    if array.dtype.kind == "f":
-        return [float(f"{value:.6g}") for value in array.ravel()] if array.ndim == 1 else array.round(6).tolist()
-    if array.dtype.kind == "O":
-        return [value.decode() if isinstance(value, bytes) else value for value in array.tolist()]
-    return array.tolist()
