@@ -35,6 +35,17 @@ def test_red_wine_has_named_features_and_all_rows(load):
     assert data.train.features["alcohol"].dtype == np.float32
 
 
+def test_red_wine_cells_that_lost_their_decimal_point_are_restored(load):
+    data = load("red-wine")
+    columns = {k: np.concatenate([s.features[k] for s in (data.train, data.validation, data.test)])
+               for k in ("alcohol", "density", "volatile_acidity")}
+    assert columns["alcohol"].max() <= 15.5 and columns["density"].max() < 1.01
+    assert columns["volatile_acidity"].max() < 1.6
+    if (CACHE / "winequality-red.csv").read_text().count("956666666666667"):  # the published file
+        assert np.isclose(columns["alcohol"], 9.56666666666667).sum() >= 1
+        assert np.isclose(columns["density"], 1.00369).sum() == 2
+
+
 def test_red_wine_as_multiclass_names_the_quality_classes(load):
     data = load("red-wine", task="multiclass")
     assert data.class_names[0] == "3" and list(data.class_names) == sorted(data.class_names, key=int)

@@ -169,6 +169,9 @@ def load_dataset(
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     task: str | None = None,
+    classes: list[str] | tuple[str, ...] | None = None,
+    max_train_rows: int | None = None,
+    scale: str | None = None,
     **options: Any,
 ) -> Dataset:
     """Load a registered dataset and split it deterministically.
@@ -181,6 +184,12 @@ def load_dataset(
         test_fraction: share of all rows held out for the final evaluation. Ignored by
             sources with a canonical test set.
         task: override the source's task, e.g. "multiclass" to classify wine quality.
+        classes: keep only rows of these classes, in this order (class id i is classes[i]);
+            e.g. digits ["8", "9"] as a binary task.
+        max_train_rows: keep only this many training rows (a small labelled set); the
+            validation and test splits are unchanged.
+        scale: "minmax" scales every numeric feature and a regression target to [0, 1]
+            with the training split's minimum and maximum (as the Kaggle course does).
         **options: passed to the source (`path=`, `url=`, `target=`...).
 
     Raises:
@@ -206,13 +215,15 @@ def load_dataset(
         )
     table = entry.loader(**options)
     task = task or table.task or entry.task
+    if classes is not None:
+        table = _select_classes(table, [str(c) for c in classes], name)
     if task == "regression" and table.target.dtype.kind not in "biuf":
         raise DatasetError(
             f"dataset '{name}': target '{table.target_name}' is not numeric, so it cannot be "
             "a regression target; use task 'multiclass' or 'binary'"
         )
 
-    full, class_names = _encode_target(table, task, name)
+    full, class_names = _encode_target(table, task, name, tuple(map(str, classes)) if classes else None)
     rng = np.random.default_rng(seed)
     if table.test is not None:
         test, _ = _encode_target(table.test, task, name, class_names)
@@ -228,6 +239,14 @@ def load_dataset(
         train = full.take(order[n_test + n_validation :])
     if len(train) == 0:
         raise DatasetError(f"dataset '{name}' has too few rows ({len(full)}) to split")
+    if max_train_rows is not None:
+        if max_train_rows < 1:
+            raise DatasetError(f"max_train_rows must be >= 1, got {max_train_rows}")
+        train = train.take(np.arange(min(max_train_rows, len(train))))
+    if scale == "minmax":
+        train, validation, test = _minmax(train, validation, test, scale_target=task == "regression")
+    elif scale is not None:
+        raise DatasetError(f"scale must be 'minmax' or nothing, got '{scale}'")
 
     features = tuple(
         FeatureSpec(key, "string" if column.dtype.kind in "OUS" else "float32", tuple(column.shape[1:]))
@@ -239,6 +258,9 @@ def load_dataset(
         "test_fraction": None if table.test is not None else test_fraction,
         "canonical_test_set": table.test is not None,
         "rows": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "classes": list(classes) if classes is not None else None,
+        "max_train_rows": max_train_rows,
+        "scale": scale,
     }
     return Dataset(
         name=name,
@@ -254,6 +276,46 @@ def load_dataset(
         split=split_info,
         checksum=table.checksum,
     )
+
+
+def _select_classes(table: Table, classes: list[str], name: str) -> Table:
+    """The rows of `table` whose class is one of `classes`, with text labels as targets."""
+
+    def labels(part: Table) -> np.ndarray:
+        if part.class_names is not None and part.target.dtype.kind in "iu":
+            return np.array([part.class_names[i] for i in part.target], dtype=object)
+        return np.array([_class_name(v) for v in part.target], dtype=object)
+
+    def keep(part: Table) -> Table:
+        text = labels(part)
+        mask = np.isin(text, classes)
+        return dataclasses.replace(
+            part, features={k: v[mask] for k, v in part.features.items()}, target=text[mask],
+            class_names=None, test=keep(part.test) if part.test is not None else None,
+        )
+
+    known = set(labels(table))
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        raise DatasetError(f"dataset '{name}' has no class(es) {', '.join(unknown)}; its classes: "
+                           f"{', '.join(sorted(known, key=_class_sort_key))}")
+    return keep(table)
+
+
+def _minmax(train: Split, validation: Split, test: Split, scale_target: bool):
+    """Scale numeric columns (and a regression target) by the training split's range."""
+    bounds = {k: (v.min(axis=0), v.max(axis=0)) for k, v in train.features.items() if v.dtype.kind == "f"}
+
+    def scaled(values: np.ndarray, low, high) -> np.ndarray:
+        span = np.where(high > low, high - low, 1.0)
+        return ((values - low) / span).astype(values.dtype)
+
+    def apply(split: Split) -> Split:
+        features = {k: scaled(v, *bounds[k]) if k in bounds else v for k, v in split.features.items()}
+        target = scaled(split.target, train.target.min(), train.target.max()) if scale_target else split.target
+        return Split(features, target)
+
+    return apply(train), apply(validation), apply(test)
 
 
 def _encode_target(

@@ -9,6 +9,7 @@ columns and row count.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from zoo.datasets.cache import fetch, file_digest
 from zoo.datasets.csv_reader import read_csv
 from zoo.errors import DatasetError
 
+log = logging.getLogger("zoo.datasets")
+
 RED_WINE_URL = (
     "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/winequality-red.csv"
 )
@@ -28,6 +31,16 @@ RED_WINE_COLUMNS = [
     "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol",
     "quality",
 ]  # fmt: skip
+
+# What a red wine can measure (the published data's own ranges, rounded outwards). Cells of
+# the reference file lost their decimal point: alcohol 956666666666667 for 9.56666666666667,
+# density 100369 for 1.00369, volatile acidity 1185 for 1.185.
+RED_WINE_RANGES = {
+    "fixed_acidity": (4.0, 16.0), "volatile_acidity": (0.1, 1.6), "citric_acid": (0.0, 1.0),
+    "residual_sugar": (0.5, 16.0), "chlorides": (0.01, 0.7), "free_sulfur_dioxide": (1.0, 75.0),
+    "total_sulfur_dioxide": (5.0, 300.0), "density": (0.98, 1.01), "pH": (2.7, 4.1),
+    "sulphates": (0.3, 2.1), "alcohol": (8.0, 15.5),
+}  # fmt: skip
 
 CEREALS_URL = "https://www.kaggle.com/api/v1/datasets/download/crawford/80-cereals/cereal.csv"
 CEREALS_SHA256 = "9a0f5d93df28536e8c372b529f533f587cceb872c61f313a13314cd404ef12a8"
@@ -69,6 +82,7 @@ def red_wine(*, path: str | None = None, url: str | None = None) -> Table:
         "red-wine", "winequality-red.csv", url, RED_WINE_URL, RED_WINE_SHA256, path
     )
     frame = read_csv("red-wine", file, expected_columns=RED_WINE_COLUMNS, expected_rows=1599)
+    frame = restore_lost_decimal_points("red-wine", frame, RED_WINE_RANGES)
     return _table(frame, "quality", source=str(url or path or RED_WINE_URL), checksum=checksum)
 
 
@@ -161,6 +175,36 @@ def _infer_task(target: np.ndarray) -> str:
     if target.dtype.kind == "O":
         return "binary" if len(values) == 2 else "multiclass"
     return "binary" if values <= {0.0, 1.0} else "regression"
+
+
+def restore_lost_decimal_points(dataset: str, frame: pd.DataFrame,
+                                ranges: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """Put back decimal points a published file lost, where that is unambiguous.
+
+    A value above its column's plausible maximum that lands inside the plausible range
+    after dividing by a power of ten had its decimal point dropped (its digits are all
+    there), and is restored; where two powers fit (1035 -> 1.035 or 0.1035), the one nearer
+    the column's typical value wins. Anything else is left as it is. Repairs are logged, a
+    line a column, with the first line number.
+    """
+    frame = frame.copy()
+    exponents = np.arange(1, 20)
+    for column, (low, high) in ranges.items():
+        values = frame[column].to_numpy(dtype=np.float64, copy=True)
+        plausible = values[(values >= low) & (values <= high)]
+        typical = np.log10(np.median(plausible)) if len(plausible) and np.median(plausible) > 0 else 0.0
+        repaired = []
+        for row in np.nonzero(values > high)[0]:
+            candidates = values[row] / 10.0**exponents
+            fits = candidates[(candidates >= low) & (candidates <= high)]
+            if len(fits):
+                values[row] = fits[np.argmin(np.abs(np.log10(fits) - typical))]
+                repaired.append(row + 2)
+        if repaired:
+            log.warning("dataset '%s': restored the decimal point of %d '%s' values (first at line %d)",
+                        dataset, len(repaired), column, repaired[0])
+        frame[column] = values
+    return frame
 
 
 def _table(frame: pd.DataFrame, target: str, *, source: str, checksum: str) -> Table:
