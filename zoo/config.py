@@ -36,6 +36,8 @@ class TrainConfig:
         seed: seeds the split, the weights and the shuffling.
         validation_fraction, test_fraction: the split, as shares of all rows.
         hparams: factory hyperparameters that replace its defaults.
+        dataset_options: `load_dataset` options over the model's own (classes,
+            max_train_rows, scale...).
         output_dir: where the run writes; default runs/<model>/<config digest>, so the
             same command resumes an interrupted run.
         models_dir: the model repository to export into.
@@ -56,6 +58,7 @@ class TrainConfig:
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: str | None = None
     models_dir: str = DEFAULT_MODELS_DIR
     export: bool = True
@@ -77,8 +80,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
-        if not isinstance(self.hparams, dict):
-            raise ConfigError(f"hparams must be a mapping of name to value, got {self.hparams!r}")
+        for name in ("hparams", "dataset_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping of name to value, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -131,9 +135,10 @@ class TrainConfig:
         filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}
         return dataclasses.replace(self, **filled)
 
-    def dataset_options(self) -> dict[str, Any]:
-        """Options for `load_dataset`: the file and target column, where given."""
-        options: dict[str, Any] = {}
+    def load_options(self, model_defaults: dict[str, Any]) -> dict[str, Any]:
+        """Options for `load_dataset`: the model's, then this config's, then the file and
+        target column, where given."""
+        options: dict[str, Any] = {**model_defaults, **self.dataset_options}
         if self.data is not None:
             options["path"] = self.data
         if self.target is not None:

@@ -44,10 +44,11 @@ def dataset_from_card(card: dict[str, Any]) -> Dataset:
     """Reload the dataset a model card records, with the same split and task."""
     dataset = card["dataset"]
     split = dataset["split"]
+    selection = {key: split[key] for key in ("classes", "max_train_rows", "scale") if split.get(key) is not None}
     return load_dataset(
         dataset["name"], seed=split["seed"], validation_fraction=split["validation_fraction"],
         # Sources with a canonical test set record none; load_dataset then ignores it.
-        test_fraction=split["test_fraction"] or 0.15, task=card["task"], **dataset["options"],
+        test_fraction=split["test_fraction"] or 0.15, task=card["task"], **selection, **dataset["options"],
     )
 
 
@@ -68,8 +69,13 @@ def predict_in_batches(signature, features: dict[str, np.ndarray], inputs: dict[
 def task_metrics(task: str, outputs: dict[str, np.ndarray], target: np.ndarray) -> dict[str, float]:
     """The trainer's metrics, computed from signature outputs with NumPy."""
     if task == "regression":
-        error = outputs["prediction"].astype(np.float64) - target
-        return {"mae": float(np.mean(np.abs(error))), "mse": float(np.mean(error**2))}
+        metrics = {}
+        for name, values in sorted(outputs.items()):
+            error = values.astype(np.float64) - target
+            prefix = "" if len(outputs) == 1 else f"{name}_"  # as Keras names them
+            metrics[f"{prefix}mae"] = float(np.mean(np.abs(error)))
+            metrics[f"{prefix}mse"] = float(np.mean(error**2))
+        return metrics
     accuracy = float(np.mean(outputs["class_id"] == target))
     if task == "multiclass":
         picked = np.clip(outputs["probabilities"][np.arange(len(target)), target], _EPSILON, 1.0)

@@ -46,7 +46,14 @@ METHOD_NAMES = {
 
 
 def input_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
-    """The signature's inputs: one TensorSpec per model input, named after it."""
+    """The signature's inputs: one TensorSpec per model input, named after it.
+
+    A subclassed model has no Input tensors; it names its features itself
+    (`feature_names`), one float per row each.
+    """
+    names = getattr(model, "feature_names", None)
+    if names is not None:
+        return {name: tf.TensorSpec([None], tf.float32, name=name) for name in names}
     specs = {}
     for tensor in model.inputs:
         name = tensor.name
@@ -85,8 +92,8 @@ def example_function(model: keras.Model, specs: dict[str, tf.TensorSpec], task: 
     def from_examples(examples):
         parsed = tf.io.parse_example(examples["inputs"], features)
         outputs = signature_outputs(model(parsed, training=False), task, class_names)
-        if task == "regression":
-            return {"outputs": next(iter(outputs.values()))}
+        if task == "regression":  # the Regress API has one value a row: the main output's
+            return {"outputs": outputs.get("main", next(iter(outputs.values())))}
         if task == "binary":
             probability = outputs["probability"]
             scores = tf.stack([1.0 - probability, probability], axis=-1)

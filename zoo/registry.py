@@ -44,14 +44,24 @@ class ModelInfo:
     patience: int
     metrics: tuple[str, ...]
     hyperparameters: dict[str, Any]
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    also_runs_on: tuple[str, ...] = ()
+    loss_weights: dict[str, float] | None = None
+    frozen_epochs: int | None = None
+    fine_tune_learning_rate: float | None = None
 
     @property
     def outputs(self) -> tuple[str, ...]:
+        """The exported signature's outputs."""
+        if self.loss_weights:  # several Keras outputs: each is served under its own name
+            return tuple(self.loss_weights)
         return TASK_OUTPUTS[self.task]
 
     @property
     def primary_metric(self) -> str:
-        return PRIMARY_METRIC[self.task]
+        """The metric that decides "better"; for several outputs, the first output's."""
+        metric = PRIMARY_METRIC[self.task]
+        return f"{next(iter(self.loss_weights))}_{metric}" if self.loss_weights else metric
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view, for `zoo info` and model cards."""
@@ -61,6 +71,7 @@ class ModelInfo:
         fields["outputs"] = list(self.outputs)
         fields["primary_metric"] = self.primary_metric
         fields["hyperparameters"] = {k: _jsonable(v) for k, v in self.hyperparameters.items()}
+        fields["also_runs_on"] = list(self.also_runs_on)
         return fields
 
 
@@ -78,11 +89,23 @@ def register_model(
     batch_size: int = 32,
     patience: int = 5,
     name: str | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    also_runs_on: tuple[str, ...] = (),
+    loss_weights: dict[str, float] | None = None,
+    frozen_epochs: int | None = None,
+    fine_tune_learning_rate: float | None = None,
 ):
     """Register a factory. Its name is `name`, or the function's name with "-" for "_".
 
     The factory's docstring's first line is its description; its keyword-only parameters
     (with their defaults) are its hyperparameters.
+
+    Args:
+        dataset_options: options for `load_dataset` on the default dataset (e.g. classes).
+        also_runs_on: other datasets it is built for (tests fall back to them offline).
+        loss_weights: output name -> weight, for models with several outputs.
+        frozen_epochs: train this many epochs with the layer named "base" frozen, then
+            unfreeze it and go on at `fine_tune_learning_rate` (transfer learning).
     """
     if task not in TASK_OUTPUTS:
         raise ValueError(f"task must be one of {tuple(TASK_OUTPUTS)}, got {task!r}")
@@ -109,6 +132,11 @@ def register_model(
             patience=patience,
             metrics=TASK_METRICS[task],
             hyperparameters=hyperparameters,
+            dataset_options=dict(dataset_options or {}),
+            also_runs_on=tuple(also_runs_on),
+            loss_weights=dict(loss_weights) if loss_weights else None,
+            frozen_epochs=frozen_epochs,
+            fine_tune_learning_rate=fine_tune_learning_rate,
         )
         return factory
 
@@ -174,7 +202,7 @@ def create_model(name: str, data=None, **overrides: Any):
     if data is None:
         from zoo.datasets import load_dataset
 
-        data = load_dataset(info.dataset, task=info.task)
+        data = load_dataset(info.dataset, task=info.task, **info.dataset_options)
     if data.task != info.task:
         raise ConfigError(
             f"model '{name}' is a {info.task} model, but dataset '{data.name}' was loaded "
@@ -184,4 +212,6 @@ def create_model(name: str, data=None, **overrides: Any):
 
 
 def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return list(value)
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else repr(value)

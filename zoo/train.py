@@ -64,9 +64,11 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     config = config.resolved()
     info = model_info(config.model)
     seed_everything(config.seed)
+    # The model's own dataset options (a class subset, say) hold for its default dataset only.
+    defaults = info.dataset_options if config.dataset == info.dataset else {}
     data = load_dataset(
         config.dataset, seed=config.seed, validation_fraction=config.validation_fraction,
-        test_fraction=config.test_fraction, task=info.task, **config.dataset_options(),
+        test_fraction=config.test_fraction, task=info.task, **config.load_options(defaults),
     )
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -74,29 +76,39 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
 
     model = create_model(config.model, data, **config.hparams)
     compile_model(model, config, info)
-    names = [tensor.name for tensor in model.inputs]
+    names = input_names(model)
+    extra_callbacks = list(callbacks)
+
+    def callbacks_for(append_history: bool) -> list[keras.callbacks.Callback]:
+        # Order matters: the backup is written before any later callback can stop the run.
+        return [
+            keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
+            *extra_callbacks,
+        ]
+
+    fit = {
+        "x": data.train.select(names), "y": targets(info, data.train.target),
+        "validation_data": (data.validation.select(names), targets(info, data.validation.target)),
+        "batch_size": config.batch_size, "shuffle": True, "verbose": verbose,
+    }
     resuming = (run_dir / BACKUP_DIR).exists()
-    # Order matters: the backup is written before any later callback can stop the run.
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        ),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
-        *callbacks,
-    ]
     started = time.perf_counter()
-    model.fit(
-        data.train.select(names), data.train.target,
-        validation_data=(data.validation.select(names), data.validation.target),
-        epochs=config.epochs, batch_size=config.batch_size, callbacks=callbacks,
-        shuffle=True, verbose=verbose,
-    )
+    if info.frozen_epochs and config.epochs > info.frozen_epochs:
+        # Transfer learning: the new head learns on a frozen base first; then the base is
+        # unfrozen, and the model recompiled (trainable changed) at a low learning rate.
+        history = model.fit(epochs=info.frozen_epochs, callbacks=callbacks_for(resuming), **fit)
+        model.get_layer("base").trainable = True
+        compile_model(model, dataclasses.replace(config, learning_rate=info.fine_tune_learning_rate), info)
+        model.fit(epochs=config.epochs, initial_epoch=len(history.epoch), callbacks=callbacks_for(True), **fit)
+    else:
+        model.fit(epochs=config.epochs, callbacks=callbacks_for(resuming), **fit)
     seconds = time.perf_counter() - started
 
     metrics = {
-        "test": evaluate_split(model, data, "test", names, config.batch_size),
-        "validation": evaluate_split(model, data, "validation", names, config.batch_size),
+        "test": evaluate_split(model, data, "test", names, config.batch_size, info),
+        "validation": evaluate_split(model, data, "validation", names, config.batch_size, info),
         "epochs_run": _epochs_in(run_dir / HISTORY_FILE),
         "train_seconds": round(seconds, 3),
         "primary_metric": info.primary_metric,
@@ -124,6 +136,17 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def input_names(model: keras.Model) -> list[str]:
+    """The features a model takes: its Input names, or a subclassed model's `feature_names`."""
+    names = getattr(model, "feature_names", None)
+    return list(names) if names is not None else [tensor.name for tensor in model.inputs]
+
+
+def targets(info: ModelInfo, target):
+    """The fit/evaluate targets: one array, or the same array for each of several outputs."""
+    return {name: target for name in info.loss_weights} if info.loss_weights else target
+
+
 def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> None:
     try:
         optimizer = keras.optimizers.get(
@@ -141,12 +164,19 @@ def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> N
             f"unknown loss '{config.loss}'; use a Keras loss name such as mae, mse, huber, "
             "sparse_categorical_crossentropy, binary_crossentropy"
         ) from None
-    model.compile(optimizer=optimizer, loss=loss, metrics=list(info.metrics))
+    if info.loss_weights:
+        outputs = list(info.loss_weights)
+        model.compile(optimizer=optimizer, loss={name: loss for name in outputs},
+                      loss_weights=dict(info.loss_weights), metrics={name: list(info.metrics) for name in outputs})
+    else:
+        model.compile(optimizer=optimizer, loss=loss, metrics=list(info.metrics))
 
 
-def evaluate_split(model: keras.Model, data: Dataset, split: str, names, batch_size: int) -> dict[str, float]:
+def evaluate_split(model: keras.Model, data: Dataset, split: str, names, batch_size: int,
+                   info: ModelInfo | None = None) -> dict[str, float]:
     rows = getattr(data, split)
-    result = model.evaluate(rows.select(names), rows.target, batch_size=batch_size, verbose=0, return_dict=True)
+    y = targets(info, rows.target) if info is not None else rows.target
+    result = model.evaluate(rows.select(names), y, batch_size=batch_size, verbose=0, return_dict=True)
     return {key: float(value) for key, value in result.items()}
 
 
