@@ -49,7 +49,7 @@ def load():
     cache = {}
 
     def loader(name, **options):
-        key = (name, tuple(sorted(options.items())))
+        key = (name, repr(sorted(options.items())))  # option values may be lists
         if key not in cache:
             cache[key] = load_dataset(name, **options)
         return cache[key]

@@ -6,22 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.registry import TASK_OUTPUTS, create_model, list_models, model_info
+from tests.zoo_models import build, keras_outputs, served
+from zoo.registry import list_models
+from zoo.train import input_names, targets
 
 ROWS = 16
 
 
 @pytest.fixture(scope="module", params=list_models())
 def built(request, load):
-    """(info, data, model) for each registered model, on its default dataset."""
-    info = model_info(request.param)
-    data = load(info.dataset, task=info.task)
-    return info, data, create_model(info.name, data)
+    return build(request.param, load)
 
 
 def _rows(data, model, split="test"):
-    names = [tensor.name for tensor in model.inputs]
-    return {name: column[:ROWS] for name, column in getattr(data, split).select(names).items()}
+    return {name: column[:ROWS] for name, column in getattr(data, split).select(input_names(model)).items()}
 
 
 def _predict(model, rows):
@@ -30,23 +28,23 @@ def _predict(model, rows):
 
 def test_inputs_are_named_after_features_and_outputs_after_their_meaning(built):
     info, data, model = built
-    names = [tensor.name for tensor in model.inputs]
+    names = input_names(model)
     assert set(names) <= set(data.feature_names)
     assert not any(name.startswith(("args_", "input_", "keras_tensor")) for name in names)
-    assert set(_predict(model, _rows(data, model))) == {TASK_OUTPUTS[info.task][0]}
+    assert set(_predict(model, _rows(data, model))) == set(keras_outputs(info))
 
 
 def test_forward_on_a_tiny_batch(built):
     info, data, model = built
     rows = _rows(data, model)
     count = len(next(iter(rows.values())))  # the cereals' test split has only 11 rows
-    (value,) = _predict(model, rows).values()
-    assert np.isfinite(value).all()
-    if info.task == "multiclass":
-        assert value.shape == (count, len(data.class_names))
-        np.testing.assert_allclose(value.sum(axis=1), 1.0, rtol=1e-5)
-    else:
-        assert value.shape == (count, 1)
+    for value in _predict(model, rows).values():
+        assert np.isfinite(value).all()
+        if info.task == "multiclass":
+            assert value.shape == (count, len(data.class_names))
+            np.testing.assert_allclose(value.sum(axis=1), 1.0, rtol=1e-5)
+        else:
+            assert value.shape == (count, 1)
 
 
 def test_one_training_step_moves_the_weights(built):
@@ -55,11 +53,12 @@ def test_one_training_step_moves_the_weights(built):
 
     info, data, model = built
     compile_model(model, TrainConfig(model=info.name).resolved(), info)
-    before = [w.copy() for w in model.get_weights()]
+    trainable = [w.numpy().copy() for w in model.trainable_weights]
     rows = _rows(data, model, "train")
-    loss = model.train_on_batch(rows, data.train.target[:ROWS], return_dict=True)["loss"]
+    y = targets(info, data.train.target[: len(next(iter(rows.values())))])
+    loss = model.train_on_batch(rows, y, return_dict=True)["loss"]
     assert np.isfinite(loss)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(trainable, model.trainable_weights))
 
 
 def test_keras_file_round_trip_gives_the_same_outputs(built, tmp_path):
@@ -86,16 +85,14 @@ def test_savedmodel_round_trip_through_serving_default(built, tmp_path):
     )
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
     _, inputs = signature.structured_input_signature
-    assert sorted(inputs) == sorted(tensor.name for tensor in model.inputs)
-    served = {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in rows.items()}).items()}
-    assert sorted(served) == sorted(TASK_OUTPUTS[info.task])
-    expected = _predict(model, rows)[TASK_OUTPUTS[info.task][0]]
-    if info.task == "regression":
-        np.testing.assert_allclose(served["prediction"], expected[:, 0], rtol=1e-5, atol=1e-5)
-    elif info.task == "multiclass":
-        np.testing.assert_allclose(served["probabilities"], expected, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(served["class_id"], expected.argmax(axis=1))
-        assert [s.decode() for s in served["label"]] == [data.class_names[i] for i in expected.argmax(axis=1)]
-    else:
-        np.testing.assert_allclose(served["probability"], expected[:, 0], rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(served["class_id"], (expected[:, 0] >= 0.5).astype(np.int64))
+    assert sorted(inputs) == sorted(input_names(model))
+    got = {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in rows.items()}).items()}
+    assert sorted(got) == sorted(info.outputs)
+    expected = served(info, _predict(model, rows))
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5)
+    if info.task != "regression":
+        probabilities = expected[keras_outputs(info)[0]]
+        ids = probabilities.argmax(axis=1) if info.task == "multiclass" else (probabilities >= 0.5).astype(int)
+        np.testing.assert_array_equal(got["class_id"], ids)
+        assert [s.decode() for s in got["label"]] == [data.class_names[i] for i in ids]

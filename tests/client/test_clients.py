@@ -36,31 +36,29 @@ def test_predict_returns_what_model_predict_returns(client, repository, name):
     frame.index = [f"row-{i}" for i in range(len(frame))]  # the caller's index is kept
     predictions = client.predict(name, frame)
     assert list(predictions.index) == list(frame.index)
-    expected = zoo_model.expected(len(frame))
-    if zoo_model.task == "regression":
-        np.testing.assert_allclose(predictions["prediction"], expected[:, 0], rtol=1e-5, atol=1e-5)
-    elif zoo_model.task == "binary":
-        np.testing.assert_allclose(predictions["probability"], expected[:, 0], rtol=1e-5, atol=1e-6)
-        assert set(predictions["label"]) <= {"bad", "good"}
-    else:
-        probabilities = predictions[[f"probabilities_{i}" for i in range(expected.shape[1])]].to_numpy()
-        np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
-        assert list(predictions["class_id"]) == list(expected.argmax(axis=1))
-        assert list(predictions["label"]) == [str(i) for i in expected.argmax(axis=1)]
+    for output, values in zoo_model.expected(len(frame)).items():
+        if values.ndim == 2:  # a vector a row: one column per element
+            got = predictions[[f"{output}_{i}" for i in range(values.shape[1])]].to_numpy()
+        else:
+            got = predictions[output].to_numpy()
+        np.testing.assert_allclose(got, values, rtol=1e-5, atol=1e-5)
+    if zoo_model.task != "regression":
+        assert list(predictions["label"]) == [zoo_model.data.class_names[i] for i in predictions["class_id"]]
 
 
 def test_a_dict_of_columns_works_as_well_as_a_frame(client, repository):
     zoo_model = repository.zoo_models["dnn-regressor"]
     predictions = client.predict("dnn-regressor", zoo_model.rows(4))
-    np.testing.assert_allclose(predictions["prediction"], zoo_model.expected(4)[:, 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(predictions["prediction"], zoo_model.expected(4)["prediction"], rtol=1e-5, atol=1e-5)
 
 
 def test_classify_and_regress(client, repository):
     coffee = repository.zoo_models["binary-classifier"]
     frame = _frame(coffee, 4)
     classes = client.classify("binary-classifier", frame)
-    np.testing.assert_allclose(classes["good"], coffee.expected(4)[:, 0], rtol=1e-5, atol=1e-6)
-    assert list(classes["label"]) == ["good" if p >= 0.5 else "bad" for p in coffee.expected(4)[:, 0]]
+    probability = coffee.expected(4)["probability"]
+    np.testing.assert_allclose(classes["good"], probability, rtol=1e-5, atol=1e-6)
+    assert list(classes["label"]) == ["good" if p >= 0.5 else "bad" for p in probability]
     values = client.regress("half_plus_two", pd.DataFrame({"x": [1.0, 5.0]}))
     assert list(values["value"]) == [2.5, 4.5]
 

@@ -45,7 +45,7 @@ def test_zoo_predict_matches_model_predict_for_thousands_of_rows(via, server, re
     assert list(written.columns) == ["wine_id", "prediction"]
     assert written["wine_id"].tolist() == frame["wine_id"].tolist()
     model = repository.zoo_models["dnn-regressor"].model
-    (expected,) = model.predict({k: frame[k].to_numpy(np.float32) for k in frame.columns[1:]}, verbose=0).values()
+    expected = model.predict({k: frame[k].to_numpy(np.float32) for k in frame.columns[1:]}, verbose=0)["prediction"]
     np.testing.assert_allclose(written["prediction"], expected[:, 0], rtol=1e-5, atol=1e-5)
 
 

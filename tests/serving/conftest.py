@@ -23,6 +23,7 @@ import pytest
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from tests.serving.testmodels import write_half_plus, write_slow
+from tests.zoo_models import build, served
 
 EXTERNAL = bool(os.environ.get("ZOO_TEST_REST") and os.environ.get("ZOO_TEST_GRPC"))
 
@@ -40,17 +41,21 @@ class ZooModel:
     """A zoo model as exported for the server, and what it must answer."""
 
     name: str
-    task: str
+    info: object
     data: object
     model: object
     input_names: list[str]
 
+    @property
+    def task(self) -> str:
+        return self.info.task
+
     def rows(self, count=5):
         return {name: self.data.test.features[name][:count] for name in self.input_names}
 
-    def expected(self, count=5) -> np.ndarray:
-        (value,) = self.model.predict(self.rows(count), verbose=0).values()
-        return np.asarray(value)
+    def expected(self, count=5) -> dict[str, np.ndarray]:
+        """The served numeric outputs (prediction, probabilities...) model.predict gives."""
+        return served(self.info, self.model.predict(self.rows(count), verbose=0))
 
 
 @dataclasses.dataclass
@@ -62,7 +67,8 @@ class Repository:
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory, load) -> Repository:
     from zoo.export import export_model
-    from zoo.registry import create_model, list_models, model_info
+    from zoo.registry import list_models
+    from zoo.train import input_names
 
     root = Path(os.environ.get("ZOO_TEST_MODELS_DIR") or tmp_path_factory.mktemp("served-models"))
     (root / "half_plus_two").mkdir(parents=True, exist_ok=True)
@@ -71,15 +77,13 @@ def repository(tmp_path_factory, load) -> Repository:
     write_slow(root / "slow" / "1")
     zoo_models = {}
     for name in list_models():
-        info = model_info(name)
-        data = load(info.dataset, task=info.task)
-        model = create_model(name, data)
-        inputs = [tensor.name for tensor in model.inputs]
+        info, data, model = build(name, load)
+        inputs = input_names(model)
         export_model(
             model, name=name, task=info.task, class_names=data.class_names, models_dir=root,
             card={"task": info.task}, warmup_rows={k: data.test.features[k][:4] for k in inputs},
         )
-        zoo_models[name] = ZooModel(name, info.task, data, model, inputs)
+        zoo_models[name] = ZooModel(name, info, data, model, inputs)
     return Repository(root, zoo_models)
 
 

@@ -113,15 +113,15 @@ def test_zoo_model_answers_rest_with_model_predict_numbers(server, repository, n
     instances = [{k: v[i].tolist() for k, v in rows.items()} for i in range(len(next(iter(rows.values()))))]
     status, body = server.rest("POST", f"/v1/models/{name}:predict", {"instances": instances})
     assert status == 200, body
-    expected = zoo_model.expected()
     predictions = body["predictions"]
-    if zoo_model.task == "regression":
-        np.testing.assert_allclose(predictions, expected[:, 0], rtol=1e-5, atol=1e-5)
+    expected = zoo_model.expected()
+    if list(expected) == ["prediction"]:  # one output: TF Serving drops its name
+        np.testing.assert_allclose(predictions, expected["prediction"], rtol=1e-5, atol=1e-5)
         return
-    key = "probabilities" if zoo_model.task == "multiclass" else "probability"
-    served = np.array([p[key] for p in predictions])
-    np.testing.assert_allclose(served, expected if zoo_model.task == "multiclass" else expected[:, 0], rtol=1e-5, atol=1e-6)
-    assert [p["label"] for p in predictions] == [zoo_model.data.class_names[p["class_id"]] for p in predictions]
+    for output, values in expected.items():
+        np.testing.assert_allclose([p[output] for p in predictions], values, rtol=1e-5, atol=1e-5)
+    if zoo_model.task != "regression":
+        assert [p["label"] for p in predictions] == [zoo_model.data.class_names[p["class_id"]] for p in predictions]
 
 
 @pytest.mark.parametrize("name", _zoo_names())
@@ -132,13 +132,9 @@ def test_zoo_model_answers_grpc_with_model_predict_numbers(prediction_stub, repo
     for key, column in zoo_model.rows().items():
         request.inputs[key].CopyFrom(tf.make_tensor_proto(column.astype(np.float32)))
     response = prediction_stub.Predict(request, timeout=30)
-    expected = zoo_model.expected()
-    if zoo_model.task == "regression":
-        np.testing.assert_allclose(tf.make_ndarray(response.outputs["prediction"]), expected[:, 0], rtol=1e-5, atol=1e-5)
-    else:
-        key = "probabilities" if zoo_model.task == "multiclass" else "probability"
-        got = tf.make_ndarray(response.outputs[key])
-        np.testing.assert_allclose(got, expected if zoo_model.task == "multiclass" else expected[:, 0], rtol=1e-5, atol=1e-6)
+    for output, values in zoo_model.expected().items():
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs[output]), values, rtol=1e-5, atol=1e-5)
+    if zoo_model.task != "regression":
         labels = [s.decode() for s in tf.make_ndarray(response.outputs["label"])]
         ids = tf.make_ndarray(response.outputs["class_id"])
         assert labels == [zoo_model.data.class_names[i] for i in ids]
@@ -164,7 +160,7 @@ def test_classify_with_context_and_examples_over_rest_and_grpc(server, predictio
     )
     assert status == 200, body
     same_duration = {"temperature": rows["temperature"], "duration": np.repeat(rows["duration"][:1], 3)}
-    (probability,) = zoo_model.model.predict(same_duration, verbose=0).values()
+    probability = zoo_model.model.predict(same_duration, verbose=0)["probability"]
     for result, p in zip(body["results"], probability[:, 0]):
         assert [label for label, _ in result] == ["bad", "good"]
         assert result[1][1] == pytest.approx(float(p), rel=1e-5)

@@ -45,3 +45,31 @@ def binary_classifier(data, *, hidden_units: int = 3, features: Sequence[str] | 
         name="binary_classifier",
     )
     return keras.Model(inputs, {"probability": body(x)}, name="binary_classifier")
+
+
+@register_model(
+    task="multiclass", dataset="fashion-mnist", also_runs_on=("digits",), optimizer="sgd",
+    learning_rate=0.01, loss="sparse_categorical_crossentropy", epochs=30, batch_size=32,
+)
+def mlp_classifier(data, *, hidden: Sequence[int] = (300, 100), activation: str = "relu",
+                   dropout: float = 0.0):
+    """The "Hands-On ML" ch. 10 classifier: Flatten -> 300 ReLU -> 100 ReLU -> softmax, SGD."""
+    return _build_image_mlp(data, name="mlp-classifier", hidden=hidden, activation=activation, dropout=dropout)
+
+
+@register_model(
+    task="multiclass", dataset="red-wine", loss="sparse_categorical_crossentropy", epochs=300,
+    batch_size=64, patience=40,
+)
+def wine_quality_classifier(data, *, units: int = 144, dropout: float = 0.3,
+                            features: Sequence[str] | None = None):
+    """Wine quality classes: Dense 144 -> BN -> Dropout -> Dense 144 -> BN -> Dropout -> Dense 16 -> BN -> softmax."""
+    inputs, x = tabular_inputs(data, features)
+    layers = []
+    for width in (units, units):
+        layers += [keras.layers.Dense(width, activation="relu"), keras.layers.BatchNormalization(),
+                   keras.layers.Dropout(dropout)]
+    layers += [keras.layers.Dense(16, activation="relu"), keras.layers.BatchNormalization(),
+               keras.layers.Dense(len(data.class_names), activation="softmax")]
+    body = keras.Sequential(layers, name="wine_quality_classifier")
+    return keras.Model(inputs, {"probabilities": body(x)}, name="wine_quality_classifier")
