@@ -101,6 +101,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", help="a registered dataset (default: the model's)")
     data.add_argument("--data", help="a CSV file to read instead of the cached download")
     data.add_argument("--target", help="the target column (with --dataset csv)")
+    data.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="NAME=VALUE",
+                      help="a load_dataset option, e.g. --dataset-option scale=minmax "
+                           "--dataset-option 'classes=[\"8\",\"9\"]' --dataset-option max_train_rows=200")
     data.add_argument("--seed", type=int)
     data.add_argument("--validation-fraction", type=float)
     data.add_argument("--test-fraction", type=float)
@@ -139,13 +142,18 @@ def train_config_from_args(args: argparse.Namespace):
     }
     values.update({key: value for key, value in flags.items() if value is not None})
     if args.hparams:
-        values["hparams"] = {**values.get("hparams", {}), **parse_hparams(args.hparams)}
+        values["hparams"] = {**values.get("hparams", {}), **parse_assignments(args.hparams, "--set")}
+    if args.dataset_options:
+        values["dataset_options"] = {
+            **values.get("dataset_options", {}), **parse_assignments(args.dataset_options, "--dataset-option")
+        }
     if not values.get("model"):
         raise ConfigError("no model given: name one (`zoo train dnn-regressor`) or set `model:` in --config")
     return TrainConfig.from_dict(values, source=str(args.config or "flags"))
 
 
-def parse_hparams(items: list[str]) -> dict[str, Any]:
+def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
+    """NAME=VALUE pairs, each value read as YAML (3 -> int, [a, b] -> list, text -> str)."""
     import yaml
 
     from zoo.errors import ConfigError
@@ -154,11 +162,11 @@ def parse_hparams(items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name:
-            raise ConfigError(f"--set takes NAME=VALUE, got '{item}'")
+            raise ConfigError(f"{flag} takes NAME=VALUE, got '{item}'")
         try:
             parsed[name.strip()] = yaml.safe_load(text)
         except yaml.YAMLError:
-            raise ConfigError(f"--set {name}: cannot read the value '{text}'") from None
+            raise ConfigError(f"{flag} {name}: cannot read the value '{text}'") from None
     return parsed
 
 

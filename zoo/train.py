@@ -95,7 +95,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     }
     resuming = (run_dir / BACKUP_DIR).exists()
     started = time.perf_counter()
-    if info.frozen_epochs and config.epochs > info.frozen_epochs:
+    if info.frozen_epochs and config.epochs > info.frozen_epochs and not model.get_layer("base").trainable:
         # Transfer learning: the new head learns on a frozen base first; then the base is
         # unfrozen, and the model recompiled (trainable changed) at a low learning rate.
         history = model.fit(epochs=info.frozen_epochs, callbacks=callbacks_for(resuming), **fit)

@@ -52,16 +52,28 @@ def clone_base(model_a: keras.Model) -> keras.Sequential:
     return base
 
 
+def fresh_base(model_a: keras.Model) -> keras.Sequential:
+    """A's hidden layers, newly initialized."""
+    base = keras.Sequential([layer.__class__.from_config(layer.get_config()) for layer in hidden_layers(model_a)],
+                            name="base")
+    base.build(model_a.inputs[0].shape)
+    return base
+
+
 @register_model(
     task="binary", dataset="digits", dataset_options={"classes": ["8", "9"], "max_train_rows": 200},
     loss="binary_crossentropy", learning_rate=1e-3, epochs=40, batch_size=16, patience=10,
     frozen_epochs=10, fine_tune_learning_rate=1e-4,
 )
-def transfer_mlp(data, *, source=None):
-    """Model B from the hidden layers of a trained model A, a new head, base frozen then fine-tuned."""
+def transfer_mlp(data, *, source=None, pretrained: bool = True):
+    """Model B from the hidden layers of a trained model A, a new head, base frozen then fine-tuned.
+
+    With `pretrained=False` the base has A's architecture but fresh weights and is trained
+    from the start: the from-scratch baseline that transfer is measured against.
+    """
     model_a = load_source(source)
-    base = clone_base(model_a)
-    base.trainable = False
+    base = clone_base(model_a) if pretrained else fresh_base(model_a)
+    base.trainable = not pretrained
     inputs, image = image_input(data)
     hidden = base(image, training=False)
     if data.task == "binary":

@@ -85,8 +85,8 @@ def _statistics(data, names) -> tuple[list[float], list[float]]:
 
 
 @register_model(
-    task="regression", dataset="california-housing", loss="mse", epochs=30, batch_size=32,
-    patience=5, loss_weights=LOSS_WEIGHTS,
+    task="regression", dataset="california-housing", loss="mse", epochs=100, batch_size=32,
+    patience=10, loss_weights=LOSS_WEIGHTS,
 )
 def wide_and_deep(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEEP, units: int = 30,
                   depth: int = 2, activation: str = "relu"):
@@ -102,8 +102,8 @@ def wide_and_deep(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEE
 
 
 @register_model(
-    task="regression", dataset="california-housing", loss="mse", epochs=30, batch_size=32,
-    patience=5, loss_weights=LOSS_WEIGHTS,
+    task="regression", dataset="california-housing", loss="mse", epochs=100, batch_size=32,
+    patience=10, loss_weights=LOSS_WEIGHTS,
 )
 def wide_and_deep_functional(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEEP,
                              units: int = 30, depth: int = 2, activation: str = "relu"):
