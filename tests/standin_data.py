@@ -28,8 +28,12 @@ def write_standin_datasets(folder: Path, seed: int = 0) -> None:
 
 def _write_wine(path: Path, rng) -> None:
     rows = 1599
-    features = rng.normal(size=(rows, 11)) * 0.2 + np.linspace(0.5, 10.0, 11)
-    quality = np.clip(np.round(5.6 + 0.8 * (features[:, 10] - 10.0) / 0.2 + rng.normal(0, 0.5, rows)), 3, 8)
+    # Each column near the published file's mean, with a tenth of it as spread (density less).
+    means = np.array([8.3, 0.53, 0.27, 2.5, 0.087, 15.9, 46.0, 0.9967, 3.31, 0.66, 10.4])
+    spread = means * 0.1
+    spread[7] = 0.0015
+    features = np.abs(rng.normal(size=(rows, 11)) * spread + means)
+    quality = np.clip(np.round(5.6 + 0.8 * (features[:, 10] - 10.4) + rng.normal(0, 0.5, rows)), 3, 8)
     lines = [";".join(f'"{name}"' for name in WINE_HEADER)]
     for row, q in zip(features, quality):
         lines.append(";".join(f"{v:.4g}" for v in row) + f";{int(q)}")

@@ -1,4 +1,7 @@
-"""The `zoo` command: list|info|datasets|train|evaluate|export|predict|serve|demo.
+"""The `zoo` command: train, export, serve and call Keras models the TensorFlow Serving way.
+
+Commands: list, info, datasets, train, evaluate, export, retrain, versions, promote, rollback,
+prune, predict, serve, demo.
 
 Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
 one line on stderr and exit status 2, never a traceback.
@@ -64,6 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a run folder written by `zoo train`")
     export.add_argument("--models-dir", default="models")
     export.set_defaults(handler=cmd_export)
+
+    retrain = commands.add_parser("retrain", help="retrain a served model; publish only if at least as good")
+    retrain.add_argument("model")
+    retrain.add_argument("--data", help="a CSV with the model's feature columns and target (default: its dataset)")
+    retrain.add_argument("--config", help="run.yaml with settings over the served version's own")
+    retrain.add_argument("--threshold", type=float, default=0.0,
+                         help="how much worse on the primary metric the candidate may be and still publish")
+    retrain.add_argument("--force", action="store_true", help="publish even if the candidate is worse")
+    retrain.add_argument("--keep", type=int, help="then keep only this many versions (never labelled or served ones)")
+    retrain.add_argument("--models-dir", default="models")
+    retrain.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
+    retrain.set_defaults(handler=cmd_retrain)
+
+    versions_parser = commands.add_parser("versions", help="a model's versions: created, dataset, metric, labels, served")
+    versions_parser.add_argument("model")
+    versions_parser.add_argument("--models-dir", default="models")
+    versions_parser.set_defaults(handler=cmd_versions)
+
+    promote = commands.add_parser("promote", help="point a version label (stable, canary) at a version")
+    promote.add_argument("model")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--label", default="stable")
+    promote.add_argument("--models-dir", default="models")
+    promote.set_defaults(handler=cmd_promote)
+
+    rollback = commands.add_parser("rollback", help="move a label (default stable) back to the previous version")
+    rollback.add_argument("model")
+    rollback.add_argument("--label", default="stable")
+    rollback.add_argument("--models-dir", default="models")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    prune = commands.add_parser("prune", help="delete old versions, never labelled or served ones")
+    prune.add_argument("model")
+    prune.add_argument("--keep", type=int, required=True)
+    prune.add_argument("--models-dir", default="models")
+    prune.set_defaults(handler=cmd_prune)
 
     predict = commands.add_parser("predict", help="batch predictions for a CSV file from a model server")
     predict.add_argument("model")
@@ -247,6 +286,50 @@ def cmd_export(args) -> int:
         warmup_rows={k: v[:WARMUP_ROWS] for k, v in test.features.items()},
     )
     print(f"version: {version_dir}")
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    from zoo.retrain import retrain
+
+    result = retrain(Path(args.models_dir), args.model, data=args.data, config_file=args.config,
+                     threshold=args.threshold, force=args.force, keep=args.keep, verbose=args.verbose)
+    print(result.reason)
+    return 0 if result.published else 1
+
+
+def cmd_versions(args) -> int:
+    from zoo.versions import version_rows
+
+    print(f"{'version':>7}  {'created':<25}  {'dataset':<18}  {'metric':<18}  {'labels':<14}  served")
+    for row in version_rows(Path(args.models_dir), args.model):
+        value = f"{row.metric} {row.value:.4f}" if row.value is not None else "?"
+        print(f"{row.version:>7}  {row.created:<25}  {row.dataset:<18}  {value:<18}  "
+              f"{','.join(row.labels) or '-':<14}  {'yes' if row.served else 'no'}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from zoo.versions import promote
+
+    promote(Path(args.models_dir), args.model, args.version, args.label)
+    print(f"{args.model}: '{args.label}' -> version {args.version}")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from zoo.versions import rollback
+
+    before, after = rollback(Path(args.models_dir), args.model, args.label)
+    print(f"{args.model}: '{args.label}' moved back from version {before} to version {after}")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from zoo.versions import prune
+
+    removed = prune(Path(args.models_dir), args.model, args.keep)
+    print(f"{args.model}: removed version(s) {', '.join(map(str, removed))}" if removed else f"{args.model}: nothing to remove")
     return 0
 
 

@@ -11,7 +11,9 @@ sees a half-written version: TF Serving ignores folder names that are not intege
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -94,36 +96,70 @@ def publish_version(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_ROOT) -> Path:
+def read_serving_config(models_dir: Path):
+    """models/models.config as a ModelServerConfig (empty if there is none yet)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    path = models_dir / SERVING_CONFIG
+    config = model_server_config_pb2.ModelServerConfig()
+    if path.is_file():
+        try:
+            text_format.Parse(path.read_text(encoding="utf-8"), config)
+        except text_format.ParseError as error:
+            raise ExportError(f"{path} is not a valid ModelServerConfig: {error}") from None
+    return config
+
+
+def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_ROOT,
+                         edit: Callable[[dict], None] | None = None) -> Path:
     """Regenerate models/models.config listing every model that has a version.
 
     Entries already in the file keep what was set on them (version policy, labels); models
     whose folder is gone are dropped; new models are added with TF Serving's defaults.
     Base paths are `<serving_root>/<name>`: where the TF Serving container sees them.
+    `edit(entries_by_name)` may change entries before the file is written. A model with
+    version labels is served with a `specific` policy: its labelled versions and its
+    newest one, since TF Serving only resolves labels to loaded versions.
     """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     path = models_dir / SERVING_CONFIG
-    existing = model_server_config_pb2.ModelServerConfig()
-    if path.is_file():
-        try:
-            text_format.Parse(path.read_text(encoding="utf-8"), existing)
-        except text_format.ParseError as error:
-            raise ExportError(f"{path} is not a valid ModelServerConfig: {error}") from None
-    kept = {c.name: c for c in existing.model_config_list.config}
-
-    config = model_server_config_pb2.ModelServerConfig()
-    names = sorted(p.name for p in models_dir.iterdir() if p.is_dir() and versions(p)) if models_dir.is_dir() else []
-    for name in names:
-        entry = config.model_config_list.config.add()
-        if name in kept:
-            entry.CopyFrom(kept[name])
-        entry.name = name
-        entry.base_path = f"{serving_root.rstrip('/')}/{name}"
-        entry.model_platform = "tensorflow"
-    atomic_write_text(path, text_format.MessageToString(config))
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(models_dir):  # exports and label changes may run at once: no lost updates
+        kept = {c.name: c for c in read_serving_config(models_dir).model_config_list.config}
+        config = model_server_config_pb2.ModelServerConfig()
+        names = sorted(p.name for p in models_dir.iterdir() if p.is_dir() and versions(p))
+        entries = {}
+        for name in names:
+            entry = config.model_config_list.config.add()
+            if name in kept:
+                entry.CopyFrom(kept[name])
+            entry.name = name
+            entry.base_path = f"{serving_root.rstrip('/')}/{name}"
+            entry.model_platform = "tensorflow"
+            entries[name] = entry
+        if edit is not None:
+            edit(entries)
+        for name, entry in entries.items():
+            if entry.version_labels:
+                newest = versions(models_dir / name)[-1]
+                wanted = sorted(set(entry.version_labels.values()) | {newest})
+                entry.model_version_policy.specific.ClearField("versions")
+                entry.model_version_policy.specific.versions.extend(wanted)
+        atomic_write_text(path, text_format.MessageToString(config))
     return path
+
+
+@contextlib.contextmanager
+def _locked(models_dir: Path):
+    with open(models_dir / ".models.config.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,0 +1,126 @@
+"""`zoo retrain`: retrain a model in production, and publish the candidate only if it is at
+least as good as the version being served.
+
+The candidate is trained with the served version's recorded configuration (its model card),
+on new data (`--data`) or the same data, with `--config` on top. Then candidate and served
+version are scored on the same held-out rows (the candidate's test split) on the model's
+primary metric. A candidate that is worse (beyond `threshold`) stays under runs/ and the
+reason is printed; `force` publishes it anyway. The comparison goes into the new version's
+model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zoo import model_card, repository, versions
+from zoo.config import TrainConfig
+from zoo.errors import ConfigError
+from zoo.evaluate import dataset_from_card, task_metrics
+from zoo.registry import model_info
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainResult:
+    published: bool
+    reason: str
+    run_dir: Path
+    version_dir: Path | None
+    comparison: dict[str, Any]
+
+
+def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file: str | None = None,
+            threshold: float = 0.0, force: bool = False, keep: int | None = None,
+            verbose: int | str = 0) -> RetrainResult:
+    """Train a candidate for `name` and publish it if it passes the gate (see module doc)."""
+    import keras
+
+    from zoo.export import export_keras_file
+    from zoo.train import CARD_FILE, MODEL_FILE, WARMUP_ROWS, train
+
+    models_dir = Path(models_dir)
+    served_version = versions.labels(models_dir, name).get(versions.STABLE) or repository.latest_version(models_dir, name)
+    served_dir = repository.version_dir(models_dir, name, served_version)
+    served_card = model_card.read(served_dir)
+    info = model_info(name)
+
+    values = {k: v for k, v in served_card["config"].items() if k not in ("output_dir",)}
+    if config_file:
+        values.update(TrainConfig.read_yaml(config_file))
+    if data:
+        check_columns(Path(data), served_card)  # before any training: nothing changes on a bad file
+        values.update(dataset="csv", data=str(data), target=served_card["dataset"]["target"])
+    values.update(model=name, export=False, models_dir=str(models_dir), output_dir=None)
+    candidate = train(TrainConfig.from_dict(values, source=config_file or "model card"), verbose=verbose)
+
+    candidate_card = json.loads((candidate.run_dir / CARD_FILE).read_text(encoding="utf-8"))
+    held_out = dataset_from_card(candidate_card).test
+    metric = info.primary_metric
+    scores = {
+        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE), info.task, held_out),
+        f"version {served_version}": score(keras.saving.load_model(served_dir / "model.keras"), info.task, held_out),
+    }
+    candidate_value, served_value = scores["candidate"][metric], scores[f"version {served_version}"][metric]
+    lower_is_better = metric.endswith(("mae", "mse", "loss"))
+    passes = (candidate_value <= served_value + threshold) if lower_is_better else (candidate_value >= served_value - threshold)
+    comparison = {
+        "metric": metric, "lower_is_better": lower_is_better, "threshold": threshold,
+        "held_out_rows": len(held_out), "served_version": served_version,
+        "candidate": candidate_value, "served": served_value, "scores": scores,
+        "passed": bool(passes), "forced": bool(force and not passes),
+    }
+    verdict = (f"{metric} {candidate_value:.4f} for the candidate against {served_value:.4f} for version "
+               f"{served_version} on the same {len(held_out)} held-out rows")
+    if not passes and not force:
+        return RetrainResult(False, f"not published: {verdict}; the candidate stays in {candidate.run_dir}",
+                             candidate.run_dir, None, comparison)
+    names = list(candidate_card["signature"]["inputs"]) if "signature" in candidate_card else None
+    warmup = {k: v[:WARMUP_ROWS] for k, v in held_out.features.items() if names is None or k in names}
+    version_dir = export_keras_file(
+        candidate.run_dir / MODEL_FILE, name=name, task=info.task,
+        class_names=candidate_card["dataset"]["class_names"], models_dir=models_dir,
+        card={**candidate_card, "retrain": comparison}, warmup_rows=warmup,
+    )
+    if keep is not None:
+        versions.prune(models_dir, name, keep)
+    how = "published (forced)" if not passes else "published"
+    return RetrainResult(True, f"{how} as {version_dir}: {verdict}", candidate.run_dir, version_dir, comparison)
+
+
+def score(model, task: str, rows) -> dict[str, float]:
+    """The trainer's metrics for a Keras model on some rows, computed as served."""
+    names = [t.name for t in model.inputs] if getattr(model, "feature_names", None) is None else model.feature_names
+    outputs = {k: np.asarray(v) for k, v in model.predict(rows.select(names), verbose=0).items()}
+    if task == "regression":
+        served = {k: v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v for k, v in outputs.items()}
+    elif task == "multiclass":
+        served = {"probabilities": outputs["probabilities"], "class_id": outputs["probabilities"].argmax(axis=1)}
+    else:
+        probability = outputs["probability"][:, 0]
+        served = {"probability": probability, "class_id": (probability >= 0.5).astype(np.int64)}
+    return task_metrics(task, served, rows.target)
+
+
+def check_columns(path: Path, card: dict) -> None:
+    """The new data must have exactly the served model's features and target."""
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+    except FileNotFoundError:
+        raise ConfigError(f"no data file at {path}") from None
+    from zoo.datasets.csv_reader import input_name
+
+    header = [input_name(column) for column in header]
+    expected = [*card["signature"]["inputs"], card["dataset"]["target"]]
+    missing = [c for c in expected if c not in header]
+    unexpected = [c for c in header if c not in expected]
+    if missing or unexpected:
+        raise ConfigError(
+            f"{path} does not match model '{card.get('name')}': missing column(s): "
+            f"{', '.join(missing) or 'none'}; unexpected column(s): {', '.join(unexpected) or 'none'}"
+        )
