@@ -1,7 +1,7 @@
 """The `zoo` command: train, export, serve and call Keras models the TensorFlow Serving way.
 
-Commands: list, info, datasets, train, evaluate, export, retrain, versions, promote, rollback,
-prune, predict, serve, demo.
+Commands: list, info, datasets, train, tune, evaluate, export, retrain, versions, promote,
+rollback, prune, predict, serve, demo.
 
 Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
 one line on stderr and exit status 2, never a traceback.
@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model, evaluate it and export a version")
     add_train_arguments(train)
     train.set_defaults(handler=cmd_train)
+
+    tune = commands.add_parser("tune", help="random search over layers, neurons and learning rate (KerasTuner)")
+    add_train_arguments(tune)
+    tune.add_argument("--trials", type=int, required=True, help="how many configurations to try")
+    tune.add_argument("--max-epochs", type=int, required=True, help="epochs a trial at most (early stopping)")
+    tune.add_argument("--objective", default="val_loss")
+    tune.add_argument("--tune-dir", type=Path, help="the search's folder (default runs/tune/<model>); it resumes")
+    tune.set_defaults(handler=cmd_tune)
 
     evaluate = commands.add_parser("evaluate", help="evaluate an exported version on its test split")
     evaluate.add_argument("model")
@@ -153,6 +161,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--optimizer", help="a Keras optimizer name: adam, sgd, rmsprop...")
     fit.add_argument("--loss", help="a Keras loss name: mae, mse, huber...")
     fit.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    fit.add_argument("--strategy", choices=("mirrored",), help="tf.distribute: train on every device of this machine")
     fit.add_argument(
         "--set", dest="hparams", action="append", metavar="NAME=VALUE",
         help="a model hyperparameter, e.g. --set units=64 --set hidden=[64,32]",
@@ -177,7 +186,7 @@ def train_config_from_args(args: argparse.Namespace):
         "test_fraction": args.test_fraction, "epochs": args.epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "optimizer": args.optimizer, "loss": args.loss,
         "patience": args.patience, "output_dir": args.output_dir, "models_dir": args.models_dir,
-        "export": args.export,
+        "export": args.export, "strategy": args.strategy,
     }
     values.update({key: value for key, value in flags.items() if value is not None})
     if args.hparams:
@@ -286,6 +295,18 @@ def cmd_export(args) -> int:
         warmup_rows={k: v[:WARMUP_ROWS] for k, v in test.features.items()},
     )
     print(f"version: {version_dir}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from zoo.tune import tune
+
+    result = tune(train_config_from_args(args), trials=args.trials, max_epochs=args.max_epochs,
+                  objective=args.objective, directory=args.tune_dir, verbose=args.verbose or 0)
+    import pandas as pd
+
+    print(pd.DataFrame(result.rows).to_string(index=False))
+    print(f"best: {result.best} -> {result.best_config} (zoo train --config {result.best_config})")
     return 0
 
 

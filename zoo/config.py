@@ -42,6 +42,7 @@ class TrainConfig:
             same command resumes an interrupted run.
         models_dir: the model repository to export into.
         export: export a new version when training ends.
+        strategy: None (one device) or "mirrored" (every device of this machine).
     """
 
     model: str
@@ -62,6 +63,7 @@ class TrainConfig:
     output_dir: str | None = None
     models_dir: str = DEFAULT_MODELS_DIR
     export: bool = True
+    strategy: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -80,6 +82,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
+        if self.strategy not in (None, "mirrored"):
+            raise ConfigError(f"strategy must be mirrored (or none), got {self.strategy!r}")
         for name in ("hparams", "dataset_options"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping of name to value, got {getattr(self, name)!r}")
@@ -150,6 +154,6 @@ class TrainConfig:
         the same command finds the backup of an interrupted run and resumes it."""
         if self.output_dir:
             return Path(self.output_dir)
-        shaping = {k: v for k, v in self.to_dict().items() if k not in ("output_dir", "models_dir", "export")}
+        shaping = {k: v for k, v in self.to_dict().items() if k not in ("output_dir", "models_dir", "export", "strategy")}
         digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
         return Path(DEFAULT_RUNS_DIR) / self.model / f"{self.dataset}-seed{self.seed}-{digest[:8]}"

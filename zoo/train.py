@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 import zoo
+from zoo import distribution
 from zoo.config import TrainConfig
 from zoo.datasets import Dataset, load_dataset
 from zoo.errors import ConfigError
@@ -63,6 +64,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     """
     config = config.resolved()
     info = model_info(config.model)
+    strategy = distribution.strategy(config.strategy)
     seed_everything(config.seed)
     # The model's own dataset options (a class subset, say) hold for its default dataset only.
     defaults = info.dataset_options if config.dataset == info.dataset else {}
@@ -74,8 +76,9 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     config.write_yaml(run_dir / CONFIG_FILE)
 
-    model = create_model(config.model, data, **config.hparams)
-    compile_model(model, config, info)
+    with strategy.scope():  # variables are created (and mirrored) where the strategy says
+        model = create_model(config.model, data, **config.hparams)
+        compile_model(model, config, info)
     names = input_names(model)
     extra_callbacks = list(callbacks)
 
@@ -93,6 +96,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         "validation_data": (data.validation.select(names), targets(info, data.validation.target)),
         "batch_size": config.batch_size, "shuffle": True, "verbose": verbose,
     }
+    if config.strategy is not None:
+        # A distributed fit takes a tf.data pipeline, which the strategy splits across devices.
+        fit.update(
+            x=distribution.dataset(fit["x"], fit["y"], config.batch_size, shuffle_seed=config.seed),
+            y=None, batch_size=None, shuffle=False,
+            validation_data=distribution.dataset(*fit["validation_data"], config.batch_size),
+        )
     resuming = (run_dir / BACKUP_DIR).exists()
     started = time.perf_counter()
     if info.frozen_epochs and config.epochs > info.frozen_epochs and not model.get_layer("base").trainable:
@@ -100,15 +110,16 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         # unfrozen, and the model recompiled (trainable changed) at a low learning rate.
         history = model.fit(epochs=info.frozen_epochs, callbacks=callbacks_for(resuming), **fit)
         model.get_layer("base").trainable = True
-        compile_model(model, dataclasses.replace(config, learning_rate=info.fine_tune_learning_rate), info)
+        with strategy.scope():
+            compile_model(model, dataclasses.replace(config, learning_rate=info.fine_tune_learning_rate), info)
         model.fit(epochs=config.epochs, initial_epoch=len(history.epoch), callbacks=callbacks_for(True), **fit)
     else:
         model.fit(epochs=config.epochs, callbacks=callbacks_for(resuming), **fit)
     seconds = time.perf_counter() - started
 
     metrics = {
-        "test": evaluate_split(model, data, "test", names, config.batch_size, info),
-        "validation": evaluate_split(model, data, "validation", names, config.batch_size, info),
+        "test": evaluate_split(model, data, "test", names, config.batch_size, info, config.strategy),
+        "validation": evaluate_split(model, data, "validation", names, config.batch_size, info, config.strategy),
         "epochs_run": _epochs_in(run_dir / HISTORY_FILE),
         "train_seconds": round(seconds, 3),
         "primary_metric": info.primary_metric,
@@ -173,10 +184,13 @@ def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> N
 
 
 def evaluate_split(model: keras.Model, data: Dataset, split: str, names, batch_size: int,
-                   info: ModelInfo | None = None) -> dict[str, float]:
+                   info: ModelInfo | None = None, strategy: str | None = None) -> dict[str, float]:
     rows = getattr(data, split)
     y = targets(info, rows.target) if info is not None else rows.target
-    result = model.evaluate(rows.select(names), y, batch_size=batch_size, verbose=0, return_dict=True)
+    if strategy is not None:
+        result = model.evaluate(distribution.dataset(rows.select(names), y, batch_size), verbose=0, return_dict=True)
+    else:
+        result = model.evaluate(rows.select(names), y, batch_size=batch_size, verbose=0, return_dict=True)
     return {key: float(value) for key, value in result.items()}
 
 
