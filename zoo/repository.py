@@ -34,6 +34,19 @@ def versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def policy_versions(model_config, on_disk: list[int]) -> set[int]:
+    """The versions TF Serving loads for a ModelConfig, of those on disk (ascending):
+    `all`, the `specific` ones, or the `latest` N (default 1)."""
+    policy = model_config.model_version_policy
+    kind = policy.WhichOneof("policy_choice")
+    if kind == "all":
+        return set(on_disk)
+    if kind == "specific":
+        return set(policy.specific.versions) & set(on_disk)
+    count = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions else 1
+    return set(on_disk[-count:])
+
+
 def latest_version(models_dir: Path, name: str) -> int:
     found = versions(models_dir / name)
     if not found:

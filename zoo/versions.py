@@ -38,20 +38,10 @@ def labels(models_dir: Path, name: str) -> dict[str, int]:
 def served_versions(models_dir: Path, name: str) -> set[int]:
     """The versions a server loads for this model under its config's version policy."""
     found = repository.versions(models_dir / name)
-    if not found:
-        return set()
     for entry in repository.read_serving_config(models_dir).model_config_list.config:
-        if entry.name != name:
-            continue
-        policy = entry.model_version_policy
-        kind = policy.WhichOneof("policy_choice")
-        if kind == "all":
-            return set(found)
-        if kind == "specific":
-            return set(policy.specific.versions) & set(found)
-        if kind == "latest" and policy.latest.num_versions:
-            return set(found[-policy.latest.num_versions:])
-    return {found[-1]}
+        if entry.name == name:
+            return repository.policy_versions(entry, found)
+    return set(found[-1:])  # not in the config yet: TF Serving's default, the newest
 
 
 def promote(models_dir: Path, name: str, version: int, label: str = STABLE) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from zoo.repository import policy_versions
 from zoo.server.config import resolve_base_path
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.servable import Servable
@@ -120,7 +121,7 @@ class ModelManager:
 
     def _sync(self, entry: ModelEntry) -> None:
         on_disk = self._versions_on_disk(entry)
-        aspired = self._aspired(entry.config, sorted(on_disk))
+        aspired = policy_versions(entry.config, sorted(on_disk))
         for version in sorted(aspired, reverse=True):
             record = entry.versions.get(version)
             if record is not None and record.state == State.AVAILABLE:
@@ -150,17 +151,6 @@ class ModelManager:
                 continue
             found[int(child.name)] = child.stat().st_mtime
         return found
-
-    @staticmethod
-    def _aspired(config: model_server_config_pb2.ModelConfig, on_disk: list[int]) -> set[int]:
-        policy = config.model_version_policy
-        kind = policy.WhichOneof("policy_choice")
-        if kind == "all":
-            return set(on_disk)
-        if kind == "specific":
-            return set(policy.specific.versions) & set(on_disk)
-        count = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions else 1
-        return set(on_disk[-count:])
 
     def _load(self, entry: ModelEntry, version: int, path: Path, stamp: float) -> None:
         name = entry.config.name
