@@ -1,4 +1,4 @@
-"""python -m bench quality [--quick] [--only NAME ...]"""
+"""python -m bench quality [--quick] [--only NAME ...] | python -m bench serving [--smoke]"""
 
 import argparse
 import sys
@@ -13,11 +13,19 @@ def main(argv=None) -> int:
     quality.add_argument("--out", default="docs", help="where QUALITY.md and quality.json go")
     quality.add_argument("--readme", default="README.md", help="the README whose quality table is replaced")
     quality.add_argument("--render", action="store_true", help="rewrite the tables from quality.json, no training")
+    serving = commands.add_parser("serving", help="zoo serve against in-process TensorFlow")
+    serving.add_argument("--smoke", action="store_true", help="a handful of requests a cell")
+    serving.add_argument("--out", default="docs", help="where PERFORMANCE.md and performance.json go")
     args = parser.parse_args(argv)
 
     from zoo.tensorflow_logs import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    if args.command == "serving":
+        from bench.serving import run as run_serving
+
+        run_serving(smoke=args.smoke, out_dir=args.out)
+        return 0
     from bench.quality import render, run
 
     if args.render:

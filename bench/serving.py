@@ -1,0 +1,257 @@
+"""The serving benchmark: what `zoo serve` adds to the cost of the model itself.
+
+    python -m bench serving            # the full grid, a few seconds a cell; docs/PERFORMANCE.md
+    python -m bench serving --smoke    # a handful of requests a cell: checks the harness and answers
+
+Baseline, in this process: the SavedModel's `serving_default` called in-process on the same
+rows at the same batch sizes. Load: this process is the client; the server is a separate
+`zoo serve` process on 127.0.0.1 (one with batching off, one with it on). Each cell is a
+(API, batch size, concurrency, batching) combination, bounded in requests and in time, and
+reports requests/s, rows/s, p50/p99 latency and the ratio of served rows/s to in-process
+rows/s at that batch size, which is what counts on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime
+import http.client
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+API = ("grpc", "rest")
+BATCH_SIZES = (1, 64, 4096)
+CONCURRENCY = (1, 8, 32)
+MODELS = ("dnn-regressor", "digits-mlp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    seconds: float  # per cell
+    requests: int  # per cell, at most
+
+
+FULL, SMOKE = Budget(3.0, 5000), Budget(0.3, 4)
+
+
+def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
+    from zoo.datasets import load_dataset
+    from zoo.export import export_model
+    from zoo.registry import create_model, model_info
+    from zoo.train import input_names
+
+    budget = SMOKE if smoke else FULL
+    report = {"date": datetime.date.today().isoformat(), "machine": _machine(), "smoke": smoke, "cells": []}
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-serving-") as scratch:
+        models_dir = Path(scratch) / "models"
+        rows = {}
+        for name in MODELS:
+            info = model_info(name)
+            data = load_dataset(info.dataset, task=info.task)
+            model = create_model(name, data)
+            names = input_names(model)
+            export_model(model, name=name, task=info.task, class_names=data.class_names,
+                         models_dir=models_dir, card={"task": info.task})
+            rows[name] = _tile({k: data.test.features[k] for k in names}, max(BATCH_SIZES))
+        baseline = {name: _in_process(models_dir / name / "1", rows[name], budget) for name in MODELS}
+        batching = Path(scratch) / "batching.config"
+        batching.write_text("max_batch_size { value: 4096 } batch_timeout_micros { value: 1000 } "
+                            "num_batch_threads { value: 2 } max_enqueued_batches { value: 1000 }")
+        for batched in (False, True):
+            with _server(models_dir, batching if batched else None) as (grpc_port, rest_port):
+                for name in MODELS:
+                    for api in API:
+                        port = grpc_port if api == "grpc" else rest_port
+                        for batch in BATCH_SIZES:
+                            for concurrency in CONCURRENCY:
+                                cell = _cell(api, port, name, rows[name], batch, concurrency, budget)
+                                base = baseline[name][batch]
+                                cell.update(model=name, batching=batched, in_process_rows_per_s=base["rows_per_s"],
+                                            ratio=cell["rows_per_s"] / base["rows_per_s"])
+                                _check(cell, base)
+                                report["cells"].append(cell)
+                                print(_line(cell), flush=True)
+        report["baseline"] = {name: {str(b): v for b, v in per.items()} for name, per in baseline.items()}
+    if not smoke:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "performance.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "PERFORMANCE.md").write_text(markdown(report))
+    return report
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def _tile(columns: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    return {k: np.resize(v, (count, *v.shape[1:])).astype(np.float32) for k, v in columns.items()}
+
+
+def _in_process(version_dir: Path, rows, budget: Budget) -> dict[int, dict]:
+    import tensorflow as tf
+
+    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    results = {}
+    for batch in BATCH_SIZES:
+        feed = {k: tf.constant(v[:batch]) for k, v in rows.items()}
+        outputs = {k: v.numpy() for k, v in function(**feed).items()}  # also the warm-up
+        latencies, started = [], time.perf_counter()
+        while time.perf_counter() - started < budget.seconds and len(latencies) < budget.requests:
+            began = time.perf_counter()
+            function(**feed)
+            latencies.append(time.perf_counter() - began)
+        seconds = time.perf_counter() - started
+        results[batch] = {"rows_per_s": len(latencies) * batch / seconds, "p50_ms": 1e3 * np.median(latencies),
+                          "outputs": outputs}
+    return results
+
+
+class _server:
+    """`zoo serve` in its own process on free ports, for the duration of a `with`."""
+
+    def __init__(self, models_dir: Path, batching: Path | None):
+        self.models_dir, self.batching = models_dir, batching
+
+    def __enter__(self):
+        self.ports = (_free_port(), _free_port())
+        (self.models_dir / "models.config").write_text("model_config_list {\n" + "".join(
+            f'  config {{ name: "{n}" base_path: "{self.models_dir / n}" model_platform: "tensorflow" }}\n'
+            for n in MODELS) + "}\n")
+        command = [sys.executable, "-m", "zoo.cli", "serve", f"--model_config_file={self.models_dir / 'models.config'}",
+                   f"--port={self.ports[0]}", f"--rest_api_port={self.ports[1]}", "--file_system_poll_wait_seconds=0"]
+        if self.batching:
+            command += ["--enable_batching", f"--batching_parameters_file={self.batching}"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.ports[1], timeout=1)
+                connection.request("GET", f"/v1/models/{MODELS[-1]}")
+                if connection.getresponse().status == 200:
+                    return self.ports
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("zoo serve did not come up within 120 s")
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _cell(api: str, port: int, model: str, rows, batch: int, concurrency: int, budget: Budget) -> dict:
+    call = _grpc_caller(port, model, rows, batch) if api == "grpc" else _rest_caller(port, model, rows, batch)
+    first = call()
+    latencies, lock, stop = [], threading.Lock(), time.perf_counter() + budget.seconds
+    tickets = iter(range(budget.requests))  # the request budget, shared by every client thread
+
+    def client():
+        local = []
+        while time.perf_counter() < stop:
+            with lock:
+                if next(tickets, None) is None:
+                    break
+            began = time.perf_counter()
+            call()
+            local.append(time.perf_counter() - began)
+        with lock:
+            latencies.extend(local)
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(client) for _ in range(concurrency)]:
+            future.result()
+    seconds = time.perf_counter() - started
+    count = max(len(latencies), 1)
+    return {"api": api, "batch": batch, "concurrency": concurrency, "requests": len(latencies),
+            "requests_per_s": count / seconds, "rows_per_s": count * batch / seconds,
+            "p50_ms": 1e3 * float(np.percentile(latencies or [0], 50)),
+            "p99_ms": 1e3 * float(np.percentile(latencies or [0], 99)), "first": first}
+
+
+def _grpc_caller(port, model, rows, batch):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 2**31 - 1)])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    for key, value in rows.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value[:batch]))
+
+    def call():
+        response = stub.Predict(request, timeout=60)
+        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+    return call
+
+
+def _rest_caller(port, model, rows, batch):
+    body = json.dumps({"inputs": {k: v[:batch].tolist() for k, v in rows.items()}}).encode()
+    local = threading.local()
+
+    def call():
+        if getattr(local, "connection", None) is None:
+            local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        local.connection.request("POST", f"/v1/models/{model}:predict", body=body)
+        response = local.connection.getresponse()
+        payload = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(payload)
+        outputs = payload["outputs"]
+        return outputs if isinstance(outputs, dict) else {"prediction": outputs}
+
+    return call
+
+
+def _check(cell: dict, base: dict) -> None:
+    """The server's answer must be the in-process answer (it is a benchmark of a correct server)."""
+    first = cell.pop("first")
+    for key, expected in base["outputs"].items():
+        got = np.asarray(first[key])
+        if got.dtype.kind in "OSU":
+            continue
+        np.testing.assert_allclose(got, expected[: len(got)], rtol=1e-4, atol=1e-4)
+
+
+def _line(cell: dict) -> str:
+    return (f"{cell['model']:<14} {cell['api']:<5} batch {cell['batch']:>4} x{cell['concurrency']:<3} "
+            f"batching {'on ' if cell['batching'] else 'off'}  {cell['rows_per_s']:>11,.0f} rows/s  "
+            f"p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  ratio {cell['ratio']:.2f}")
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Serving performance",
+        "",
+        f"Generated by `python -m bench serving` on {report['date']} ({report['machine']}). Client and "
+        "server on the same machine; ratio = served rows/s / in-process `serving_default` rows/s at "
+        "the same batch size.",
+        "",
+        "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in report["cells"]:
+        lines.append(f"| {c['model']} | {c['api']} | {c['batch']} | {c['concurrency']} | "
+                     f"{'on' if c['batching'] else 'off'} | {c['requests_per_s']:,.0f} | {c['rows_per_s']:,.0f} | "
+                     f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
