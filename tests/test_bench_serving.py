@@ -15,3 +15,6 @@ def test_smoke_mode_fills_every_cell(tmp_path):
         assert cell["p99_ms"] >= cell["p50_ms"] > 0
     assert {(c["api"], c["batching"]) for c in cells} == {(a, b) for a in API for b in (False, True)}
     assert list(tmp_path.iterdir()) == []  # smoke numbers are not figures: nothing is written
+    import json
+
+    json.dumps(report)  # what the full run writes to docs/performance.json
