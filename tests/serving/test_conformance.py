@@ -193,3 +193,12 @@ def test_grpc_multi_inference_runs_each_task_on_the_same_examples(prediction_stu
     for result in response.results:
         assert [r.value for r in result.regression_result.regressions] == [2.5, 3.5]
         assert result.model_spec.version.value == 1
+
+
+def test_nan_and_infinity_go_in_and_come_out_as_tf_serving_writes_them(server):
+    status, body = server.rest("POST", "/v1/models/half_plus_two:predict",
+                               raw=b'{"instances": [NaN, Infinity, -Infinity, 0.00001]}')
+    assert status == 200
+    values = body["predictions"]
+    assert np.isnan(values[0]) and values[1] == np.inf and values[2] == -np.inf
+    assert values[3] == pytest.approx(2.000005)

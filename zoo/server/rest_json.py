@@ -7,7 +7,8 @@ The rules and messages follow tensorflow_serving/util/json_tensor.cc:
 - responses `{"predictions": [...]}` (row) or `{"outputs": ...}` (columnar), with the output
   name dropped when the signature has only one output;
 - floats written in their shortest form that reads back to the same float32, whole
-  numbers with ".0", and NaN / Infinity as TF Serving writes them;
+  numbers with ".0", and NaN / Infinity as TF Serving writes them (very small and large
+  numbers in positional form, 0.00001, where TF Serving writes 1e-05: the same number);
 - Classify/Regress take `context` + `examples` and answer `{"results": [...]}`.
 """
 
@@ -18,6 +19,7 @@ import binascii
 import json
 
 import numpy as np
+import orjson
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import input_pb2
@@ -36,11 +38,16 @@ def parse_body(body: bytes) -> dict:
     if not body.strip():
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        document = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
-    except UnicodeDecodeError as error:
-        raise invalid_argument(f"JSON Parse error: Invalid encoding in string at offset: {error.start}") from None
+        document = orjson.loads(body)  # several times faster than json on large batches
+    except orjson.JSONDecodeError:
+        # TF Serving also takes NaN and Infinity, which orjson refuses: json takes them, and
+        # words the error for a document that is malformed either way.
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+        except UnicodeDecodeError as error:
+            raise invalid_argument(f"JSON Parse error: Invalid encoding in string at offset: {error.start}") from None
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {_short(document)} Is not object")
     return document
@@ -271,8 +278,7 @@ def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
                 f"Tensor name: {name} has inconsistent batch size: {value.shape[0]} expecting: {batch}"
             )
         batch = value.shape[0]
-        strings = leaf_strings(value, _is_bytes(name))
-        rows[name] = [_nest(row) for row in strings]
+        rows[name] = _row_texts(value, _is_bytes(name))
     if len(names) == 1:
         return '{"predictions": [' + ", ".join(rows[names[0]]) + "]}"
     keys = [json.dumps(n) for n in names]
@@ -319,7 +325,20 @@ def encode_metadata(response) -> str:
 
 def tensor_json(array: np.ndarray, as_bytes: bool = False) -> str:
     """A tensor as nested JSON lists (a bare value for a scalar)."""
+    if array.dtype.kind in "iuf" and (array.dtype.kind != "f" or np.isfinite(array).all()):
+        return orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return _nest(leaf_strings(array, as_bytes))
+
+
+def _row_texts(array: np.ndarray, as_bytes: bool) -> list[str]:
+    """Each row (first-axis slice) of a tensor as JSON text."""
+    if array.dtype.kind in "iuf" and (array.dtype.kind != "f" or np.isfinite(array).all()):
+        # orjson writes a float32 as the shortest text that reads back as the same float32
+        # (in positional form: 0.00001 where TF Serving writes 1e-05; the same number).
+        dumps = orjson.dumps
+        option = orjson.OPT_SERIALIZE_NUMPY
+        return [dumps(row, option=option).decode() for row in array]
+    return [_nest(row) for row in leaf_strings(array, as_bytes)]
 
 
 def leaf_strings(array: np.ndarray, as_bytes: bool = False) -> np.ndarray:
