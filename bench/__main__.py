@@ -1,4 +1,4 @@
-"""python -m bench quality [--quick] [--only NAME ...] | python -m bench serving [--smoke]"""
+"""python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | training [--smoke]"""
 
 import argparse
 import sys
@@ -16,11 +16,19 @@ def main(argv=None) -> int:
     serving = commands.add_parser("serving", help="zoo serve against in-process TensorFlow")
     serving.add_argument("--smoke", action="store_true", help="a handful of requests a cell")
     serving.add_argument("--out", default="docs", help="where PERFORMANCE.md and performance.json go")
+    training = commands.add_parser("training", help="zoo train's epoch time against a bare model.fit")
+    training.add_argument("--smoke", action="store_true", help="two epochs")
+    training.add_argument("--out", default="docs", help="where training.json goes")
     args = parser.parse_args(argv)
 
     from zoo.tensorflow_logs import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    if args.command == "training":
+        from bench.training import run as run_training
+
+        run_training(smoke=args.smoke, out_dir=args.out)
+        return 0
     if args.command == "serving":
         from bench.serving import run as run_serving
 

@@ -87,7 +87,7 @@ class _EpochsSeen(keras.callbacks.Callback):
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
-    config = _config(tmp_path, epochs=4, patience=10, export=False)
+    config = _config(tmp_path, epochs=4, patience=10, export=False, backup_seconds=0)
     with pytest.raises(KeyboardInterrupt):
         train(config, verbose=0, callbacks=[_Interrupt(after_epoch=1)])
     assert (config.run_dir() / "backup").is_dir()
@@ -149,3 +149,15 @@ def test_a_user_csv_trains_end_to_end(tmp_path):
     assert result.metrics["test"]["mae"] < 0.5 * np.std(3 * size)  # it learned something
     served = evaluate_version(tmp_path / "models", "dnn-regressor")
     assert served["metrics"]["mae"] == pytest.approx(result.metrics["test"]["mae"], rel=1e-4)
+
+
+def test_the_resume_checkpoint_is_written_at_most_every_backup_seconds(tmp_path):
+    # With a long interval only the first epoch's end is saved: a kill after epoch 3
+    # resumes from epoch 1, never from a later one.
+    config = _config(tmp_path, epochs=4, patience=10, export=False, backup_seconds=3600)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[_Interrupt(after_epoch=2)])
+    seen = _EpochsSeen()
+    train(config, verbose=0, callbacks=[seen])
+    assert seen.epochs == [1, 2, 3]
+    assert list(pd.read_csv(config.run_dir() / "history.csv")["epoch"]) == [0, 1, 2, 3]  # no epoch twice

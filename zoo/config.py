@@ -43,6 +43,8 @@ class TrainConfig:
         models_dir: the model repository to export into.
         export: export a new version when training ends.
         strategy: None (one device) or "mirrored" (every device of this machine).
+        backup_seconds: write the resume checkpoint at an epoch's end at most this often
+            (0: every epoch). A killed run loses at most this much training.
     """
 
     model: str
@@ -64,6 +66,7 @@ class TrainConfig:
     models_dir: str = DEFAULT_MODELS_DIR
     export: bool = True
     strategy: str | None = None
+    backup_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -154,6 +157,7 @@ class TrainConfig:
         the same command finds the backup of an interrupted run and resumes it."""
         if self.output_dir:
             return Path(self.output_dir)
-        shaping = {k: v for k, v in self.to_dict().items() if k not in ("output_dir", "models_dir", "export", "strategy")}
+        excluded = ("output_dir", "models_dir", "export", "strategy", "backup_seconds")
+        shaping = {k: v for k, v in self.to_dict().items() if k not in excluded}
         digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
         return Path(DEFAULT_RUNS_DIR) / self.model / f"{self.dataset}-seed{self.seed}-{digest[:8]}"

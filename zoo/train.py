@@ -85,7 +85,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     def callbacks_for(append_history: bool) -> list[keras.callbacks.Callback]:
         # Order matters: the backup is written before any later callback can stop the run.
         return [
-            keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+            ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), config.backup_seconds),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
             *extra_callbacks,
@@ -104,6 +104,9 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
             validation_data=distribution.dataset(*fit["validation_data"], config.batch_size),
         )
     resuming = (run_dir / BACKUP_DIR).exists()
+    if resuming:  # epochs after the last checkpoint are trained again: forget their history
+        saved = ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), 0).saved_epoch()
+        _truncate_history(run_dir / HISTORY_FILE, saved or 0)
     started = time.perf_counter()
     if info.frozen_epochs and config.epochs > info.frozen_epochs and not model.get_layer("base").trainable:
         # Transfer learning: the new head learns on a frozen base first; then the base is
@@ -145,6 +148,46 @@ def seed_everything(seed: int) -> None:
     the same command gives the same metrics."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that writes its checkpoint at most every `seconds` seconds.
+
+    Writing the weights at every epoch's end costs a fixed few tens of milliseconds, half
+    again the epoch time of a small model on this data (see bench/training.py); bounding
+    what a killed run loses by time, not by epochs, keeps that cost off short epochs.
+    The first epoch is always saved.
+    """
+
+    def __init__(self, backup_dir: str, seconds: float):
+        super().__init__(backup_dir)
+        self.seconds = seconds
+        self._saved_at: float | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras 3's own bookkeeping of where a resumed run starts (see BackupAndRestore).
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        now = time.monotonic()
+        if self._saved_at is None or now - self._saved_at >= self.seconds:
+            self._save_model()
+            self._saved_at = now
+
+    def saved_epoch(self) -> int | None:
+        """The epoch a resumed run starts at, from the checkpoint's metadata (None: none)."""
+        try:
+            with open(self._training_metadata_path, encoding="utf-8") as handle:
+                return int(json.load(handle)["epoch"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def _truncate_history(history_csv: Path, epochs: int) -> None:
+    """Keep the history of the epochs a resumed run will not redo."""
+    if not history_csv.is_file():
+        return
+    lines = history_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    history_csv.write_text("".join(lines[: 1 + epochs]), encoding="utf-8")
 
 
 def input_names(model: keras.Model) -> list[str]:
