@@ -80,7 +80,17 @@ def test_a_request_past_the_rest_deadline_gets_504_and_the_server_goes_on(start)
     server = start(["slow", "half_plus_two"], rest_timeout_ms=20)
     status, body = server.rest("POST", "/v1/models/slow:predict", {"instances": [1.0]})
     assert status == 504 and "Deadline exceeded" in body["error"], (status, body)
-    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]}) == (200, {"predictions": [2.5]})
+    # The abandoned computation still holds a core for a moment; on 2 cores a 20 ms budget
+    # may not fit beside it. The server goes on: a fast request succeeds once it is done.
+    import time
+
+    deadline, answer = time.monotonic() + 10, None
+    while time.monotonic() < deadline:
+        answer = server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})
+        if answer[0] == 200:
+            break
+        time.sleep(0.1)
+    assert answer == (200, {"predictions": [2.5]})
 
 
 def test_a_grpc_deadline_is_honoured(start):
