@@ -21,6 +21,7 @@ from zoo.datasets.csv_reader import read_csv
 from zoo.errors import DatasetError
 
 log = logging.getLogger("zoo.datasets")
+_REPORTED: set[tuple[str, str]] = set()
 
 RED_WINE_URL = (
     "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/winequality-red.csv"
@@ -200,7 +201,8 @@ def restore_lost_decimal_points(dataset: str, frame: pd.DataFrame,
             if len(fits):
                 values[row] = fits[np.argmin(np.abs(np.log10(fits) - typical))]
                 repaired.append(row + 2)
-        if repaired:
+        if repaired and (dataset, column) not in _REPORTED:  # once a process is enough
+            _REPORTED.add((dataset, column))
             log.warning("dataset '%s': restored the decimal point of %d '%s' values (first at line %d)",
                         dataset, len(repaired), column, repaired[0])
         frame[column] = values
