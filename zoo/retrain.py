@@ -95,8 +95,9 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
 
 def score(model, task: str, rows) -> dict[str, float]:
     """The trainer's metrics for a Keras model on some rows, computed as served."""
-    names = [t.name for t in model.inputs] if getattr(model, "feature_names", None) is None else model.feature_names
-    outputs = {k: np.asarray(v) for k, v in model.predict(rows.select(names), verbose=0).items()}
+    from zoo.train import input_names
+
+    outputs = {k: np.asarray(v) for k, v in model.predict(rows.select(input_names(model)), verbose=0).items()}
     if task == "regression":
         served = {k: v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v for k, v in outputs.items()}
     elif task == "multiclass":
