@@ -122,10 +122,12 @@ class ServingCore:
         result = classification_pb2.ClassificationResult()
         scores = outputs.get("scores")
         classes = outputs.get("classes")
-        rows = len(scores if scores is not None else classes)
+        shaped = scores if scores is not None else classes
+        if shaped is None:
+            raise invalid_argument(f"classification signature '{signature.name}' has neither 'classes' nor 'scores'")
+        rows, width = shaped.shape[:2]
         for row in range(rows):
             classification = result.classifications.add()
-            width = (scores if scores is not None else classes).shape[1]
             for column in range(width):
                 item = classification.classes.add()
                 if classes is not None:
