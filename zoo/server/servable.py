@@ -119,10 +119,10 @@ class Servable:
         signature = self.signature(signature_name)
         kind = "classification" if method == CLASSIFY_METHOD else "regression"
         if signature.method_name != method:
+            usable = self._example_signature(method)
+            hint = f' (this model takes Example protos through signature "{usable}")' if usable else ""
             raise invalid_argument(
-                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
-                + (f' (this model takes Example protos through signature "{self._example_signature(method)}")'
-                   if self._example_signature(method) else "")
+                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}{hint}"
             )
         if len(signature.inputs) != 1:
             raise invalid_argument(f"Expected one input Tensor for {kind}, found {len(signature.inputs)}")
