@@ -109,3 +109,32 @@ def test_the_dockerfile_installs_the_package_with_zoo_as_entry_point():
     assert "WORKDIR /app" in lines
     assert any(line.startswith("RUN pip install") and line.endswith(" .") for line in lines)
     assert 'ENTRYPOINT ["zoo"]' in lines
+
+
+def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeypatch):
+    import json
+
+    from zoo.cli import build_parser
+    from zoo.distribution import role
+
+    services = compose["services"]
+    workers = {name: service for name, service in services.items() if name.startswith("trainer-worker-")}
+    assert len(workers) == 2
+    clusters, roles, commands = [], [], []
+    for name, service in workers.items():
+        assert service["build"] == "." and service["profiles"] == ["multi-worker"]
+        assert _mounts(service) == _mounts(services["trainer"])  # exports land where serving reads
+        tf_config = service["environment"]["TF_CONFIG"]
+        clusters.append(json.loads(tf_config)["cluster"])
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+        roles.append(role("multi-worker"))
+        args = build_parser().parse_args(service["command"])
+        assert args.command == "train" and args.strategy == "multi-worker"
+        commands.append(service["command"])
+    # One cluster, every service in it under its own name, the same run on each, one chief.
+    assert clusters[0] == clusters[1]
+    hosts = sorted(address.split(":")[0] for address in clusters[0]["worker"])
+    assert hosts == sorted(workers)
+    assert commands[0] == commands[1]
+    assert sorted(r.name for r in roles) == ["worker-0", "worker-1"]
+    assert [r.is_chief for r in roles].count(True) == 1

@@ -161,7 +161,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--optimizer", help="a Keras optimizer name: adam, sgd, rmsprop...")
     fit.add_argument("--loss", help="a Keras loss name: mae, mse, huber...")
     fit.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    fit.add_argument("--strategy", choices=("mirrored",), help="tf.distribute: train on every device of this machine")
+    fit.add_argument("--strategy", choices=("mirrored", "multi-worker"),
+                     help="tf.distribute: every device of this machine (mirrored), or every worker "
+                          "in TF_CONFIG (multi-worker; the chief exports)")
     fit.add_argument(
         "--set", dest="hparams", action="append", metavar="NAME=VALUE",
         help="a model hyperparameter, e.g. --set units=64 --set hidden=[64,32]",

@@ -42,7 +42,8 @@ class TrainConfig:
             same command resumes an interrupted run.
         models_dir: the model repository to export into.
         export: export a new version when training ends.
-        strategy: None (one device) or "mirrored" (every device of this machine).
+        strategy: None (one device), "mirrored" (every device of this machine) or
+            "multi-worker" (every worker TF_CONFIG names; see zoo.distribution).
         backup_seconds: write the resume checkpoint at an epoch's end at most this often
             (0: every epoch). A killed run loses at most this much training.
     """
@@ -85,8 +86,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
-        if self.strategy not in (None, "mirrored"):
-            raise ConfigError(f"strategy must be mirrored (or none), got {self.strategy!r}")
+        if self.strategy not in (None, "mirrored", "multi-worker"):
+            raise ConfigError(f"strategy must be mirrored or multi-worker (or none), got {self.strategy!r}")
         for name in ("hparams", "dataset_options"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping of name to value, got {getattr(self, name)!r}")

@@ -6,7 +6,9 @@
     -> write history.csv, curves.png, metrics.json, model.keras  ->  export a version
 
 A run writes into its own folder (see `TrainConfig.run_dir`). If it is killed, the same
-command finds the backup there and resumes from the last finished epoch.
+command finds the backup there and resumes from the last finished epoch. Under
+`--strategy multi-worker` every worker runs this, and only the chief writes the run's folder
+and exports (see `zoo.distribution.Role`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +41,8 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"  # the model card fields, for `zoo export RUN_DIR`
 BACKUP_DIR = "backup"
+WORKERS_DIR = "workers"  # under a multi-worker run's folder: one folder per non-chief worker
+SCRATCH_MODELS_DIR = "scratch-models"
 WARMUP_ROWS = 8
 
 
@@ -72,7 +77,18 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         config.dataset, seed=config.seed, validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction, task=info.task, **config.load_options(defaults),
     )
+    role = distribution.role(config.strategy)
     run_dir = config.run_dir()
+    models_dir = Path(config.models_dir)
+    if not role.is_chief:
+        # Another worker of a multi-worker run: the same steps (they hold collectives), but
+        # into a folder of its own, and a scratch repository that is deleted at the end.
+        run_dir = run_dir / WORKERS_DIR / role.name
+        models_dir = run_dir / SCRATCH_MODELS_DIR
+    if config.strategy == "multi-worker":
+        # Workers must resume from the same epoch, so each saves at every epoch's end
+        # rather than when its own clock says so.
+        config = dataclasses.replace(config, backup_seconds=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.write_yaml(run_dir / CONFIG_FILE)
 
@@ -125,6 +141,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         "validation": evaluate_split(model, data, "validation", names, config.batch_size, info, config.strategy),
         "epochs_run": _epochs_in(run_dir / HISTORY_FILE),
         "train_seconds": round(seconds, 3),
+        "replicas_in_sync": strategy.num_replicas_in_sync,  # devices x workers that shared each batch
         "primary_metric": info.primary_metric,
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -137,9 +154,12 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     if config.export:
         version_dir = export_model(
             model, name=config.model, task=info.task, class_names=data.class_names,
-            models_dir=Path(config.models_dir), card=card,
+            models_dir=models_dir, card=card,
             warmup_rows={k: v[:WARMUP_ROWS] for k, v in data.test.select(names).items()},
         )
+        if not role.is_chief:
+            shutil.rmtree(models_dir)
+            version_dir = None
     return RunResult(config=config, run_dir=run_dir, metrics=metrics, version_dir=version_dir)
 
 
