@@ -14,6 +14,7 @@ rows/s at that batch size, which is what counts on a noisy machine.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import http.client
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench import lifecycle
 
 API = ("grpc", "rest")
 BATCH_SIZES = (1, 64, 4096)
@@ -69,10 +72,10 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
         batching.write_text("max_batch_size { value: 4096 } batch_timeout_micros { value: 1000 } "
                             "num_batch_threads { value: 2 } max_enqueued_batches { value: 1000 }")
         for batched in (False, True):
-            with _server(models_dir, batching if batched else None) as (grpc_port, rest_port):
+            with serve(models_dir, MODELS, batching if batched else None) as server:
                 for name in MODELS:
                     for api in API:
-                        port = grpc_port if api == "grpc" else rest_port
+                        port = server.grpc_port if api == "grpc" else server.rest_port
                         for batch in BATCH_SIZES:
                             for concurrency in CONCURRENCY:
                                 cell = _cell(api, port, name, rows[name], batch, concurrency, budget)
@@ -82,6 +85,8 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
                                 _check(cell, base)
                                 report["cells"].append(cell)
                                 print(_line(cell), flush=True)
+        report["lifecycle"] = lifecycle.run(models_dir, Path(scratch), rows["dnn-regressor"], smoke=smoke)
+        print(json.dumps(report["lifecycle"], indent=1), flush=True)
         report["baseline"] = {  # the answers were for checking the server; only the timings are kept
             name: {str(b): {k: v for k, v in result.items() if k != "outputs"} for b, result in per.items()}
             for name, per in baseline.items()
@@ -121,46 +126,59 @@ def _in_process(version_dir: Path, rows, budget: Budget) -> dict[int, dict]:
     return results
 
 
-class _server:
-    """`zoo serve` in its own process on free ports, for the duration of a `with`."""
+@dataclasses.dataclass(frozen=True)
+class Server:
+    grpc_port: int
+    rest_port: int
+    pid: int
 
-    def __init__(self, models_dir: Path, batching: Path | None):
-        self.models_dir, self.batching = models_dir, batching
 
-    def __enter__(self):
-        self.ports = (_free_port(), _free_port())
-        (self.models_dir / "models.config").write_text("model_config_list {\n" + "".join(
-            f'  config {{ name: "{n}" base_path: "{self.models_dir / n}" model_platform: "tensorflow" }}\n'
-            for n in MODELS) + "}\n")
-        command = [sys.executable, "-m", "zoo.cli", "serve", f"--model_config_file={self.models_dir / 'models.config'}",
-                   f"--port={self.ports[0]}", f"--rest_api_port={self.ports[1]}", "--file_system_poll_wait_seconds=0"]
-        if self.batching:
-            command += ["--enable_batching", f"--batching_parameters_file={self.batching}"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextlib.contextmanager
+def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: float = 0):
+    """`zoo serve` of `names` in its own process on free ports, for the duration of a `with`."""
+    config = models_dir / "models.config"
+    write_models_config(config, names)
+    grpc_port, rest_port = free_port(), free_port()
+    command = [sys.executable, "-m", "zoo", "serve", f"--model_config_file={config}", f"--port={grpc_port}",
+               f"--rest_api_port={rest_port}", f"--file_system_poll_wait_seconds={poll_seconds}"]
+    if batching:
+        command += ["--enable_batching", f"--batching_parameters_file={batching}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.ports[1], timeout=1)
-                connection.request("GET", f"/v1/models/{MODELS[-1]}")
-                if connection.getresponse().status == 200:
-                    return self.ports
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("zoo serve did not come up within 120 s")
-
-    def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        while not all(_answers(rest_port, name) for name in names):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("zoo serve did not come up within 120 s")
+            time.sleep(0.2)
+        yield Server(grpc_port, rest_port, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
-def _free_port() -> int:
+def write_models_config(path: Path, names) -> None:
+    path.write_text("model_config_list {\n" + "".join(
+        f'  config {{ name: "{n}" base_path: "{path.parent / n}" model_platform: "tensorflow" }}\n'
+        for n in names) + "}\n")
+
+
+def _answers(rest_port: int, name: str) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=1)
+        connection.request("GET", f"/v1/models/{name}")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def _cell(api: str, port: int, model: str, rows, batch: int, concurrency: int, budget: Budget) -> dict:
-    call = _grpc_caller(port, model, rows, batch) if api == "grpc" else _rest_caller(port, model, rows, batch)
+    call = grpc_caller(port, model, rows, batch) if api == "grpc" else _rest_caller(port, model, rows, batch)
     first = call()
     latencies, lock, stop = [], threading.Lock(), time.perf_counter() + budget.seconds
     tickets = iter(range(budget.requests))  # the request budget, shared by every client thread
@@ -189,7 +207,7 @@ def _cell(api: str, port: int, model: str, rows, batch: int, concurrency: int, b
             "p99_ms": 1e3 * float(np.percentile(latencies or [0], 99)), "first": first}
 
 
-def _grpc_caller(port, model, rows, batch):
+def grpc_caller(port, model, rows, batch):
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -248,7 +266,16 @@ def markdown(report: dict) -> str:
         "",
         f"Generated by `python -m bench serving` on {report['date']} ({report['machine']}). Client and "
         "server on the same machine; ratio = served rows/s / in-process `serving_default` rows/s at "
-        "the same batch size.",
+        "the same batch size (for batching-on cells of 1-row requests: / sequential in-process 1-row calls). "
+        "What each optimization bought, measured: [OPTIMIZATIONS.md](OPTIMIZATIONS.md).",
+        "",
+        *targets(report),
+        "",
+    ]
+    if "lifecycle" in report:
+        lines += [*lifecycle.markdown(report["lifecycle"]), ""]
+    lines += [
+        "## Every cell",
         "",
         "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -258,3 +285,37 @@ def markdown(report: dict) -> str:
                      f"{'on' if c['batching'] else 'off'} | {c['requests_per_s']:,.0f} | {c['rows_per_s']:,.0f} | "
                      f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['ratio']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
+    """The issue's targets against this run's numbers (dnn-regressor), met or not."""
+    def cell(api, batch, concurrency, batching):
+        return next(c for c in report["cells"] if (c["model"], c["api"], c["batch"], c["concurrency"],
+                                                     c["batching"]) == (model, api, batch, concurrency, batching))
+
+    base_p50 = report["baseline"][model]["1"]["p50_ms"]
+    rows = []
+    grpc_big, rest_big = cell("grpc", 4096, 1, False), cell("rest", 4096, 1, False)
+    rows.append(("gRPC, 4096-row requests, concurrency 1", ">= 0.85x", f"{grpc_big['ratio']:.2f}x", grpc_big["ratio"] >= 0.85))
+    rows.append(("REST columnar, 4096-row requests, concurrency 1", ">= 0.5x", f"{rest_big['ratio']:.2f}x", rest_big["ratio"] >= 0.5))
+    batched = cell("grpc", 1, 32, True)
+    rows.append(("gRPC, 1-row requests, concurrency 32, batching on", ">= 1.5x, p99 <= 20 ms",
+                 f"{batched['ratio']:.2f}x, p99 {batched['p99_ms']:.1f} ms",
+                 batched["ratio"] >= 1.5 and batched["p99_ms"] <= 20))
+    single = cell("grpc", 1, 1, False)
+    rows.append(("gRPC, 1-row requests, concurrency 1", f"p50 <= {base_p50:.2f} + 1 ms",
+                 f"p50 {single['p50_ms']:.2f} ms", single["p50_ms"] <= base_p50 + 1))
+    if "lifecycle" in report:
+        predict, roll = report["lifecycle"]["predict_csv"], report["lifecycle"]["rollout"]
+        rows.append(("`zoo predict` 100k rows via gRPC", ">= 0.5x, memory flat",
+                     f"{predict['ratio']:.2f}x, memory x{predict['memory_growth']:.2f} for 4x the rows",
+                     predict["ratio"] >= 0.5 and predict["memory_growth"] < 1.2))
+        rows.append(("rollout", "peak <= 2.2x steady, 0 failed", f"{roll['peak_ratio']:.2f}x, {roll['failed']} failed",
+                     roll["peak_ratio"] <= 2.2 and roll["failed"] == 0))
+    training = Path(__file__).resolve().parents[1] / "docs" / "training.json"
+    if training.is_file():
+        ratio = json.loads(training.read_text()).get("ratio")
+        if ratio is not None:
+            rows.append(("trainer epoch time (docs/training.json)", "<= 1.05x bare fit", f"{ratio:.2f}x", ratio <= 1.05))
+    return ["## Targets", "", "| measure | target | this run | met |", "|---|---|---|---|",
+            *(f"| {name} | {target} | {got} | {'yes' if met else '**no**'} |" for name, target, got, met in rows)]

@@ -3,6 +3,8 @@ answer it checks equals the in-process answer (bench/serving.py raises otherwise
 
 from __future__ import annotations
 
+import json
+
 from bench.serving import API, BATCH_SIZES, CONCURRENCY, MODELS, run
 
 
@@ -15,6 +17,20 @@ def test_smoke_mode_fills_every_cell(tmp_path):
         assert cell["p99_ms"] >= cell["p50_ms"] > 0
     assert {(c["api"], c["batching"]) for c in cells} == {(a, b) for a in API for b in (False, True)}
     assert list(tmp_path.iterdir()) == []  # smoke numbers are not figures: nothing is written
-    import json
 
-    json.dumps(report)  # what the full run writes to docs/performance.json
+    # zoo predict wrote a prediction for every row (lifecycle.py raises otherwise), twice.
+    predict = report["lifecycle"]["predict_csv"]
+    assert predict["rows_per_s"] > 0 and predict["in_process_rows_per_s"] > 0
+    assert predict["peak_mb"] > 0 and predict["quarter_peak_mb"] > 0
+    cold = report["lifecycle"]["cold_start"]
+    assert {"dnn-regressor", "digits-mlp", "wide-and-deep"} <= set(cold["models"])
+    assert cold["seconds"] > 0 and cold["rss_mb"] > 0
+    rollout = report["lifecycle"]["rollout"]
+    assert rollout["failed"] == 0 and rollout["requests"] > 0  # zero failed requests is the contract
+    assert rollout["peak_rss_mb"] >= rollout["steady_rss_mb"] > 0
+
+    from bench.serving import markdown
+
+    text = markdown(report)  # what the full run writes to docs/PERFORMANCE.md
+    assert "## Targets" in text and "rollout" in text and text.count("| dnn-regressor |") == len(cells) // 2
+    json.dumps(report)  # and to docs/performance.json

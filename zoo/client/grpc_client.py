@@ -15,6 +15,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from zoo import tensor_protos
 from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
 
 DEFAULT_GRPC_ADDRESS = "localhost:8500"
@@ -49,10 +50,12 @@ class GrpcClient(ModelClient):
         _fill_spec(request.model_spec, ref)
         for name, tensor in info.inputs.items():
             dtype = tf.dtypes.as_dtype(_dtype_enum(tensor.dtype))
-            values = columns[name] if dtype == tf.string else columns[name].astype(dtype.as_numpy_dtype)
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+            if dtype == tf.string:
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(columns[name], dtype=dtype))
+            else:
+                request.inputs[name].CopyFrom(tensor_protos.to_proto(np.asarray(columns[name], dtype.as_numpy_dtype)))
         response = self._rpc(self._prediction.Predict, request, ref)
-        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return {name: tensor_protos.to_array(proto) for name, proto in response.outputs.items()}
 
     def _classify(self, ref, rows):
         request = classification_pb2.ClassificationRequest()

@@ -91,6 +91,17 @@ class ZooServer:
                 log.error("not reloading %s: %s", self._config_file, error)
 
 
+def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
+    """TensorFlow's thread pools; only possible before TensorFlow runs its first op."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as error:  # the runtime already started (a server inside another program)
+        log.warning("TensorFlow thread pools left as they are: %s", error)
+
+
 def server_from_args(args) -> ZooServer:
     if args.model_config_file and args.model_base_path:
         raise ConfigError("give either --model_config_file or --model_base_path, not both")
@@ -121,6 +132,7 @@ def server_from_args(args) -> ZooServer:
 
 def serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     server = server_from_args(args).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

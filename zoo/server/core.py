@@ -96,14 +96,24 @@ class ServingCore:
         return servable, servable.signature(target.signature_name)
 
     def predict(self, target: Target, inputs: dict[str, np.ndarray], output_filter=(),
-                timeout: float | None = None, servable: Servable | None = None):
-        """Returns (servable, signature, outputs)."""
+                timeout: float | None = None, servable: Servable | None = None,
+                answer_at_deadline: bool = True):
+        """Returns (servable, signature, outputs).
+
+        `timeout` is the request's deadline in seconds. With `answer_at_deadline` the model
+        runs on a worker thread so that DEADLINE_EXCEEDED goes out on time even while it
+        still runs (REST). gRPC passes False: its runtime ends the call at the client's
+        deadline by itself, and the hand-off would cost every request two thread switches.
+        Batched requests wait for their batch at most `timeout` either way.
+        """
         servable = servable or self.manager.resolve(target.name, target.version, target.label)
         signature = servable.prepare(target.signature_name, inputs, output_filter)
         if self.batcher is not None:
             outputs = self.batcher.run(servable, signature, inputs, output_filter, timeout)
-        else:
+        elif answer_at_deadline:
             outputs = self._with_deadline(servable.execute, timeout, signature, inputs, output_filter)
+        else:
+            outputs = servable.execute(signature, inputs, output_filter)
         return servable, signature, outputs
 
     def _with_deadline(self, function, timeout: float | None, *args):

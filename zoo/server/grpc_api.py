@@ -11,7 +11,6 @@ import logging
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
@@ -22,6 +21,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from zoo import tensor_protos
 from zoo.server.core import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument
 
@@ -60,11 +60,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         with self.core.observe(target.name, "predict", "GRPC"):
             inputs = {name: tensor_to_array(name, proto) for name, proto in request.inputs.items()}
             servable, signature, outputs = self.core.predict(
-                target, inputs, tuple(request.output_filter), timeout=_deadline(context)
+                target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
             )
             response = predict_pb2.PredictResponse(model_spec=target.spec(servable, signature.name))
             for name, value in outputs.items():
-                response.outputs[name].CopyFrom(array_to_tensor(value))
+                response.outputs[name].CopyFrom(tensor_protos.to_proto(value))
             return response
 
     @_serve
@@ -152,11 +152,7 @@ def start_grpc_server(core: ServingCore, host: str, port: int, workers: int = 32
 
 def tensor_to_array(name: str, proto) -> np.ndarray:
     try:
-        return tf.make_ndarray(proto)
+        return tensor_protos.to_array(proto)
     except (TypeError, ValueError) as error:
         raise invalid_argument(f"input '{name}': not a valid TensorProto ({error})") from None
-
-
-def array_to_tensor(array: np.ndarray):
-    return tf.make_tensor_proto(array)
 

@@ -53,6 +53,27 @@ class Signature:
     inputs: dict[str, TensorSpec]
     outputs: dict[str, TensorSpec]
     function: object  # the loaded concrete function
+    call: object = None  # function's fast path: a dict of input tensors -> a dict of outputs
+
+
+def flat_call(function):
+    """A faster way to call a loaded signature's concrete function, where there is one.
+
+    Calling it with keyword arguments binds them to its structured signature in Python,
+    checking and casting each tensor: half the cost of a call for a small model (~0.25 of
+    ~0.5 ms for an 11-input regressor). The server has already checked every input's name,
+    dtype and shape against the SignatureDef, so the tensors go straight in, in the flat
+    order TensorFlow traced them (the signature's keyword names, sorted as tf.nest sorts
+    dict keys). `_call_flat` is TensorFlow's own internal step after the binding; where it
+    is missing or the inputs do not line up, the structured call is used.
+    """
+    keywords = function.structured_input_signature[1]
+    order = tf.nest.flatten({name: name for name in keywords})
+    call_flat = getattr(function, "_call_flat", None)
+    if call_flat is None or len(order) != len(function.inputs) - len(function.captured_inputs):
+        return lambda feed: function(**feed)
+    captured = function.captured_inputs
+    return lambda feed: call_flat([feed[name] for name in order], captured)
 
 
 class Servable:
@@ -76,6 +97,7 @@ class Servable:
                 inputs={k: TensorSpec.from_tensor_info(v) for k, v in definition.inputs.items()},
                 outputs={k: TensorSpec.from_tensor_info(v) for k, v in definition.outputs.items()},
                 function=self.loaded.signatures[key],
+                call=flat_call(self.loaded.signatures[key]),
             )
 
     def signature(self, name: str | None) -> Signature:
@@ -139,7 +161,7 @@ class Servable:
             dtype = signature.inputs[key].dtype
             feed[key] = tf.constant(array, dtype=dtype)
         try:
-            result = signature.function(**feed)
+            result = signature.call(feed)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             message = getattr(error, "message", None) or str(error)
             raise invalid_argument(message.strip().splitlines()[0]) from None

@@ -1,0 +1,268 @@
+"""The serving measures beyond request load: batch predictions, cold start, memory, rollout.
+
+    zoo predict     100,000 CSV rows through `zoo predict --via grpc`: rows/s against the
+                    SavedModel called in-process on the same rows in the same batches, and
+                    the command's peak memory at a quarter of the rows and at all of them
+                    (flat in the file's size when the two agree)
+    cold start      `zoo serve` with every zoo model that can be built here: seconds from
+                    starting the process to every model answering
+    memory          that server's resident memory with every model loaded
+    rollout         a server of one model while a client sends requests without pause and a
+                    new version is published: the server's peak resident memory against its
+                    steady state with one version, and the requests that failed
+
+Run by `python -m bench serving` after the request grid (smaller with --smoke).
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+PREDICT_ROWS, SMOKE_PREDICT_ROWS = 100_000, 2_000
+PREDICT_BATCH = 1024  # zoo predict's default --batch-size
+
+
+def run(models_dir: Path, scratch: Path, rows: dict[str, np.ndarray], *, smoke: bool) -> dict:
+    """`models_dir` holds dnn-regressor version 1; `rows` are its raw features."""
+    from bench.serving import free_port, serve
+
+    report = {}
+    with serve(models_dir, ["dnn-regressor"]) as server:
+        report["predict_csv"] = predict_csv(models_dir, scratch, rows, server.grpc_port,
+                                            SMOKE_PREDICT_ROWS if smoke else PREDICT_ROWS)
+    everything = scratch / "every-model"
+    report["cold_start"] = cold_start(everything, free_port(), free_port())
+    report["rollout"] = rollout(models_dir, scratch, rows, seconds_after=0.5 if smoke else 2.0)
+    return report
+
+
+# -- zoo predict ---------------------------------------------------------------------------
+
+def predict_csv(models_dir: Path, scratch: Path, rows, grpc_port: int, total: int) -> dict:
+    results = {}
+    for count in (total // 4, total):
+        path = scratch / f"rows-{count}.csv"
+        _write_csv(path, rows, count)
+        command = [sys.executable, "-m", "zoo", "predict", "dnn-regressor", "--via", "grpc",
+                   "--server", f"127.0.0.1:{grpc_port}", "--input", str(path),
+                   "--output", str(scratch / f"predictions-{count}.csv"), "--batch-size", str(PREDICT_BATCH)]
+        seconds, peak_mb = _run_measured(command)
+        written = sum(1 for _ in open(scratch / f"predictions-{count}.csv")) - 1
+        if written != count:
+            raise RuntimeError(f"zoo predict wrote {written} predictions for {count} rows")
+        results[count] = {"seconds": seconds, "rows_per_s": count / seconds, "peak_mb": peak_mb}
+    in_process = _in_process_rows_per_s(models_dir / "dnn-regressor" / "1", rows, total)
+    full = results[total]
+    return {"rows": total, "batch_size": PREDICT_BATCH, "rows_per_s": full["rows_per_s"],
+            "in_process_rows_per_s": in_process, "ratio": full["rows_per_s"] / in_process,
+            "seconds": full["seconds"], "peak_mb": full["peak_mb"],
+            "quarter_rows": total // 4, "quarter_peak_mb": results[total // 4]["peak_mb"],
+            "memory_growth": full["peak_mb"] / results[total // 4]["peak_mb"]}
+
+
+def _write_csv(path: Path, rows: dict[str, np.ndarray], count: int) -> None:
+    names = list(rows)
+    tiled = {k: np.resize(v, count) for k, v in rows.items()}
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows(zip(*(tiled[k].tolist() for k in names)))
+
+
+def _run_measured(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of a child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[2:4])} failed: {process.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
+
+
+def _in_process_rows_per_s(version_dir: Path, rows, total: int) -> float:
+    import tensorflow as tf
+
+    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    tiled = {k: np.resize(v, total).astype(np.float32) for k, v in rows.items()}
+    function(**{k: tf.constant(v[:PREDICT_BATCH]) for k, v in tiled.items()})  # warm-up
+    started = time.perf_counter()
+    for start in range(0, total, PREDICT_BATCH):
+        function(**{k: tf.constant(v[start:start + PREDICT_BATCH]) for k, v in tiled.items()})
+    return total / (time.perf_counter() - started)
+
+
+# -- cold start and memory -----------------------------------------------------------------
+
+def cold_start(models_dir: Path, grpc_port: int, rest_port: int) -> dict:
+    exported, skipped = export_every_model(models_dir)
+    config = models_dir / "models.config"
+    from bench.serving import write_models_config
+
+    write_models_config(config, exported)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "serve", f"--model_config_file={config}", f"--port={grpc_port}",
+         f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        waiting = set(exported)
+        while waiting:
+            if time.perf_counter() - started > 300 or process.poll() is not None:
+                raise RuntimeError(f"zoo serve did not load {sorted(waiting)}")
+            waiting = {name for name in waiting if not _available(rest_port, name)}
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        rss = _rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return {"models": sorted(exported), "skipped": skipped, "seconds": seconds, "rss_mb": rss}
+
+
+def export_every_model(models_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """Every registered model, untrained (serving cost does not depend on the weights),
+    except those whose dataset is not on this machine."""
+    from zoo.datasets import load_dataset
+    from zoo.export import export_model
+    from zoo.registry import create_model, list_models, model_info
+
+    exported, skipped = [], {}
+    for name in list_models():
+        info = model_info(name)
+        try:
+            data = load_dataset(info.dataset, task=info.task, **info.dataset_options)
+            model = create_model(name, data)
+        except Exception as error:  # noqa: BLE001  (reported, not fatal: a benchmark of what is here)
+            skipped[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            continue
+        export_model(model, name=name, task=info.task, class_names=data.class_names,
+                     models_dir=models_dir, card={"task": info.task})
+        exported.append(name)
+    return exported, skipped
+
+
+def _available(rest_port: int, name: str) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=2)
+        connection.request("GET", f"/v1/models/{name}")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    return response.status == 200 and any(v["state"] == "AVAILABLE" for v in body["model_version_status"])
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+# -- rollout -------------------------------------------------------------------------------
+
+def rollout(models_dir: Path, scratch: Path, rows, seconds_after: float) -> dict:
+    """Publish version 2 of dnn-regressor under load; watch memory and failures."""
+    from bench.serving import serve
+
+    repository = scratch / "rollout"
+    shutil.copytree(models_dir / "dnn-regressor" / "1", repository / "dnn-regressor" / "1")
+    with serve(repository, ["dnn-regressor"], poll_seconds=0.2) as server:
+        pid, rest_port = server.pid, server.rest_port
+        call = _versioned_caller(server.grpc_port, rows, 64)
+        for _ in range(200):  # steady state: warmed up, allocator settled
+            call()
+        steady = _rss_mb(pid)
+        counts = {"ok": 0, "failed": 0}
+        versions_seen, peak, stop = set(), steady, threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    versions_seen.add(call())
+                    counts["ok"] += 1
+                except Exception:  # noqa: BLE001  (every failure is what we count)
+                    counts["failed"] += 1
+
+        client = threading.Thread(target=load, daemon=True)
+        client.start()
+        time.sleep(0.3)
+        staging = repository / "dnn-regressor" / ".staging-2"
+        shutil.copytree(models_dir / "dnn-regressor" / "1", staging)
+        published = time.perf_counter()
+        staging.rename(repository / "dnn-regressor" / "2")  # as zoo export publishes: one rename
+        switched = None
+        while time.perf_counter() - published < 60:
+            peak = max(peak, _rss_mb(pid))
+            if switched is None and 2 in versions_seen and _only_version(rest_port, 2):
+                switched = time.perf_counter() - published
+            if switched is not None and time.perf_counter() - published > switched + seconds_after:
+                break
+            time.sleep(0.02)
+        stop.set()
+        client.join(timeout=60)
+    if switched is None:
+        raise RuntimeError("the server did not switch to version 2 within 60 s")
+    return {"steady_rss_mb": steady, "peak_rss_mb": peak, "peak_ratio": peak / steady,
+            "switch_seconds": switched, "requests": counts["ok"] + counts["failed"], "failed": counts["failed"]}
+
+
+def _versioned_caller(port: int, rows, batch: int):
+    """A gRPC Predict of `batch` rows that returns the version that answered."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from zoo.tensor_protos import to_proto
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "dnn-regressor"
+    for key, value in rows.items():
+        request.inputs[key].CopyFrom(to_proto(np.asarray(value[:batch], np.float32)))
+    return lambda: stub.Predict(request, timeout=30).model_spec.version.value
+
+
+def _only_version(rest_port: int, version: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=2)
+    connection.request("GET", "/v1/models/dnn-regressor")
+    states = {int(v["version"]): v["state"] for v in json.loads(connection.getresponse().read())["model_version_status"]}
+    return states.get(version) == "AVAILABLE" and all(s == "END" for v, s in states.items() if v != version)
+
+
+def markdown(report: dict) -> list[str]:
+    p, c, r = report["predict_csv"], report["cold_start"], report["rollout"]
+    lines = [
+        "## Batch predictions, cold start, memory, rollout",
+        "",
+        "| measure | result |",
+        "|---|---|",
+        f"| `zoo predict` {p['rows']:,} rows via gRPC (batch {p['batch_size']}) | {p['rows_per_s']:,.0f} rows/s, "
+        f"{p['ratio']:.2f}x in-process ({p['in_process_rows_per_s']:,.0f} rows/s) |",
+        f"| `zoo predict` peak memory, {p['quarter_rows']:,} -> {p['rows']:,} rows | {p['quarter_peak_mb']:.0f} MB -> "
+        f"{p['peak_mb']:.0f} MB ({p['memory_growth']:.2f}x for 4x the rows) |",
+        f"| cold start to every model answering ({len(c['models'])} models) | {c['seconds']:.1f} s |",
+        f"| server memory, every model loaded | {c['rss_mb']:.0f} MB |",
+        f"| rollout: peak memory / steady state with one version | {r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} MB "
+        f"= {r['peak_ratio']:.2f}x |",
+        f"| rollout: requests during it, failed | {r['requests']:,}, {r['failed']} (new version served after "
+        f"{r['switch_seconds']:.1f} s) |",
+    ]
+    if c["skipped"]:
+        lines += ["", "Not in the cold start (their data is not on this machine): "
+                  + ", ".join(f"`{name}`" for name in sorted(c["skipped"])) + "."]
+    return lines

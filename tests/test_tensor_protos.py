@@ -1,0 +1,60 @@
+"""The fast TensorProto codec gives exactly what TensorFlow's make_ndarray/make_tensor_proto give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
+
+from zoo.tensor_protos import to_array, to_proto
+
+ARRAYS = [
+    np.array([1.5], np.float32),                      # one value: make_tensor_proto writes float_val
+    np.arange(12, dtype=np.float32).reshape(4, 3),    # tensor_content
+    np.array(3.25, np.float64),                       # a scalar
+    np.arange(5, dtype=np.int64) - 2,
+    np.array([[7], [-8]], np.int32),
+    np.zeros((0, 3), np.float32),                     # no rows
+    np.array([b"a", b"bc"], object),                  # strings: TensorFlow's own path
+    np.array([True, False]),
+    np.array([1.5, 2.5], np.float16),
+]
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_decoding_matches_tensorflow(array):
+    proto = tf.make_tensor_proto(array)
+    got, want = to_array(proto), tf.make_ndarray(proto)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    got[...] = got  # writable: callers may hand it on
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_encoding_round_trips_through_tensorflow(array):
+    proto = to_proto(array)
+    back = tf.make_ndarray(proto)
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_numbers_are_written_as_raw_content_like_tf_serving_responses():
+    proto = to_proto(np.array([0.5, 2.0], np.float32))
+    assert proto.dtype == types_pb2.DT_FLOAT and not proto.float_val
+    assert proto.tensor_content == np.array([0.5, 2.0], "<f4").tobytes()
+    assert [d.size for d in proto.tensor_shape.dim] == [2]
+
+
+def test_a_short_value_list_is_padded_as_tensorflow_pads_it():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0, 2.0])
+    for size in (2, 2):
+        proto.tensor_shape.dim.add(size=size)
+    np.testing.assert_array_equal(to_array(proto), tf.make_ndarray(proto))  # [[1, 2], [2, 2]]
+
+
+def test_content_of_the_wrong_length_is_an_error_not_garbage():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\x00" * 12)
+    proto.tensor_shape.dim.add(size=4)
+    with pytest.raises((ValueError, TypeError)):
+        to_array(proto)
