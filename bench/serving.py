@@ -146,7 +146,7 @@ def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: f
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not all(_answers(rest_port, name) for name in names):
+        while not all(model_available(rest_port, name) for name in names):
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("zoo serve did not come up within 120 s")
             time.sleep(0.2)
@@ -162,13 +162,16 @@ def write_models_config(path: Path, names) -> None:
         for n in names) + "}\n")
 
 
-def _answers(rest_port: int, name: str) -> bool:
+def model_available(rest_port: int, name: str) -> bool:
+    """Whether the server on `rest_port` has a version of `name` AVAILABLE."""
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=1)
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=2)
         connection.request("GET", f"/v1/models/{name}")
-        return connection.getresponse().status == 200
-    except OSError:
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    except (OSError, ValueError):
         return False
+    return response.status == 200 and any(v["state"] == "AVAILABLE" for v in body["model_version_status"])
 
 
 def free_port() -> int:

@@ -173,7 +173,9 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
         if tensor.dtype == "DT_STRING":
             columns[name] = series.astype(str).to_numpy(dtype=object)
             continue
-        if series.map(_is_list).any():  # an image, a row per cell
+        # An image, a row per cell; only an object column can hold one (and looking at
+        # every cell of a numeric column cost half of `zoo predict`'s time).
+        if series.dtype == object and series.map(_is_list).any():
             columns[name] = np.stack([np.asarray(cell, dtype=np.float64) for cell in series])
             continue
         numbers = pd.to_numeric(series, errors="coerce")
