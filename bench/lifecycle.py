@@ -67,7 +67,8 @@ def predict_csv(models_dir: Path, scratch: Path, rows, grpc_port: int, total: in
             raise RuntimeError(f"zoo predict wrote {written} predictions for {count} rows")
         # "N predictions in S s": the command's own clock, from opening the CSV to the
         # renamed output; the wall time adds Python's and TensorFlow's start-up (~3-4 s).
-        seconds = float(re.search(r"predictions in ([0-9.]+)s", output).group(1))
+        # (printed to 10 ms: the smoke run's 500 rows can read 0.00)
+        seconds = max(float(re.search(r"predictions in ([0-9.]+)s", output).group(1)), 0.01)
         results[count] = {"seconds": seconds, "wall_seconds": wall, "rows_per_s": count / seconds, "peak_mb": peak_mb}
     in_process = _in_process_rows_per_s(models_dir / "dnn-regressor" / "1", rows, total)
     full = results[total]

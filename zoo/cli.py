@@ -367,7 +367,7 @@ def cmd_predict(args) -> int:
             client, args.model, args.input, args.output, batch_size=args.batch_size, keys=args.keys,
             version=args.version, label=args.label, signature=args.signature,
         )
-    print(f"{result.rows} predictions in {result.seconds:.1f}s -> {result.output}")
+    print(f"{result.rows} predictions in {result.seconds:.2f}s -> {result.output}")
     return 0
 
 
