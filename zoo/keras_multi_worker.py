@@ -27,16 +27,16 @@ _installed = False
 
 
 def in_multi_worker_mode(strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()
-    )
+    # Keras's own test, so the repairs act exactly where Keras's multi-worker branches do.
+    return tf_trainer._collective_all_reduce_multi_worker(strategy)
 
 
 def install() -> None:
     global _installed
     if _installed:
         return
-    for owner, name in ((tf_trainer.TensorFlowTrainer, "_maybe_symbolic_build"), (tf_trainer, "reduce_per_replica")):
+    for owner, name in ((tf_trainer.TensorFlowTrainer, "_maybe_symbolic_build"), (tf_trainer, "reduce_per_replica"),
+                        (tf_trainer, "_collective_all_reduce_multi_worker")):
         if not hasattr(owner, name):
             raise RuntimeError(
                 f"this Keras ({tf_trainer.__name__}) has no {name}: the multi-worker repairs in "
