@@ -16,7 +16,11 @@ ARRAYS = [
     np.arange(5, dtype=np.int64) - 2,
     np.array([[7], [-8]], np.int32),
     np.zeros((0, 3), np.float32),                     # no rows
-    np.array([b"a", b"bc"], object),                  # strings: TensorFlow's own path
+    np.array([b"a", b"bc"], object),                  # bytes: one list
+    np.array([[b"x", b""], [b"\x00y", b"z"]], object),  # 2-D, empty and NUL bytes
+    np.array(b"one", object),                          # a string scalar
+    np.array(["caf\u00e9", "b"], object),                # text: TensorFlow's own path
+    np.array([b"a", "b"], object),                     # mixed: TensorFlow's own path
     np.array([True, False]),
     np.array([1.5, 2.5], np.float16),
 ]
@@ -32,11 +36,12 @@ def test_decoding_matches_tensorflow(array):
 
 
 @pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
-def test_encoding_round_trips_through_tensorflow(array):
-    proto = to_proto(array)
-    back = tf.make_ndarray(proto)
-    assert back.dtype == array.dtype and back.shape == array.shape
-    np.testing.assert_array_equal(back, array)
+def test_encoding_reads_back_as_tensorflows_own_encoding(array):
+    back, want = tf.make_ndarray(to_proto(array)), tf.make_ndarray(tf.make_tensor_proto(array))
+    assert back.dtype == want.dtype and back.shape == want.shape == array.shape
+    np.testing.assert_array_equal(back, want)
+    if array.dtype != object:
+        np.testing.assert_array_equal(back, array)
 
 
 def test_numbers_are_written_as_raw_content_like_tf_serving_responses():
@@ -44,6 +49,12 @@ def test_numbers_are_written_as_raw_content_like_tf_serving_responses():
     assert proto.dtype == types_pb2.DT_FLOAT and not proto.float_val
     assert proto.tensor_content == np.array([0.5, 2.0], "<f4").tobytes()
     assert [d.size for d in proto.tensor_shape.dim] == [2]
+
+
+def test_bytes_are_written_as_one_string_list():
+    proto = to_proto(np.array([[b"a"], [b"bc"]], object))
+    assert proto.dtype == types_pb2.DT_STRING and list(proto.string_val) == [b"a", b"bc"]
+    assert [d.size for d in proto.tensor_shape.dim] == [2, 1]
 
 
 def test_a_short_value_list_is_padded_as_tensorflow_pads_it():
