@@ -87,6 +87,14 @@ def test_a_non_numeric_cell_is_named_with_its_row_and_column(client, repository)
         client.predict("dnn-regressor", frame)
 
 
+def test_a_ragged_or_non_list_image_cell_is_named_with_its_row(client):
+    image = np.zeros((8, 8)).tolist()
+    with pytest.raises(ClientError, match=r"row 1, column 'image': expected shape \[8, 8\] like the rows before it, got \[2\]"):
+        client.predict("digits-mlp", pd.DataFrame({"image": [image, [1.0, 2.0]]}))
+    with pytest.raises(ClientError, match=r"row 2, column 'image': expected a list of numbers, got oops"):
+        client.predict("digits-mlp", pd.DataFrame({"image": [image, image, "oops"]}))
+
+
 def test_an_unknown_model_or_signature_is_named(client):
     with pytest.raises(ClientError, match=r"model 'nope' not found on 127\.0\.0\.1:\d+"):
         client.predict("nope", {"x": [1.0]})

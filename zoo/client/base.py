@@ -173,10 +173,11 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
         if tensor.dtype == "DT_STRING":
             columns[name] = series.astype(str).to_numpy(dtype=object)
             continue
-        # An image, a row per cell; only an object column can hold one (and looking at
-        # every cell of a numeric column cost half of `zoo predict`'s time).
-        if series.dtype == object and series.map(_is_list).any():
-            columns[name] = np.stack([np.asarray(cell, dtype=np.float64) for cell in series])
+        # An image, a row per cell: a list in every cell of an object column. Only the first
+        # cell is looked at (scanning every cell of every column cost half of `zoo predict`'s
+        # time); a list further down fails below as "expected a number", which says it.
+        if series.dtype == object and len(series) and _is_list(series.iloc[0]):
+            columns[name] = _stack_cells(series, name)
             continue
         numbers = pd.to_numeric(series, errors="coerce")
         bad = numbers.isna()
@@ -187,6 +188,21 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
             raise ClientError(f"row {row}, column '{name}': expected a number, got {what}")
         columns[name] = numbers.to_numpy()
     return columns
+
+
+def _stack_cells(series: pd.Series, name: str) -> np.ndarray:
+    """An image column (a nested list per cell) as one array; a bad cell names its row."""
+    cells = []
+    for row, cell in series.items():
+        try:
+            array = np.asarray(cell, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ClientError(f"row {row}, column '{name}': expected a list of numbers, got {str(cell)[:80]}") from None
+        if cells and array.shape != cells[0].shape:
+            raise ClientError(f"row {row}, column '{name}': expected shape {list(cells[0].shape)} like "
+                              f"the rows before it, got {list(array.shape)}")
+        cells.append(array)
+    return np.stack(cells)
 
 
 def example_rows(features) -> list[dict]:

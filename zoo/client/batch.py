@@ -4,10 +4,17 @@ Memory stays flat in the file's size: the CSV is read `batch_size` rows at a tim
 chunk is checked, sent and appended to a temporary file beside the output, which is renamed
 to the requested name only when every row has its prediction. A bad row stops the run with
 its row number and the problem, and leaves no partial output behind.
+
+Chunks are pipelined: while the server works on one chunk, the next is read, checked and
+sent, so the client's own work (CSV parsing, conversion, writing) hides behind the server's
+instead of adding to it. At most `_IN_FLIGHT + 1` chunks are held at once, and results are
+written in file order.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import os
 import sys
@@ -20,6 +27,7 @@ import pandas as pd
 from zoo.client.base import ClientError, ModelClient, ModelRef
 
 _PROGRESS_EVERY = 0.5  # seconds between progress lines
+_IN_FLIGHT = 2  # chunks being converted or predicted while the next one is read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,24 +76,38 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     output_path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".partial", dir=output_path.parent)
     started, done, last_report = time.perf_counter(), 0, 0.0
+    pool = concurrent.futures.ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="zoo-predict")
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             # Cells are read as text so a bad one is reported as it is written in the file.
             chunks = pd.read_csv(input_path, chunksize=batch_size, dtype=str, keep_default_na=False,
                                  usecols=list(dict.fromkeys([*keys, *info.inputs])))
-            for chunk in chunks:
-                chunk.index = chunk.index + 1  # row numbers as a person counts them: 1 = first data row
-                predictions = client.predict(model, chunk, version=version, label=label, signature=signature)
-                written = pd.concat([chunk[keys], predictions], axis=1)
+            pending = collections.deque()  # (chunk, its predictions' future), in file order
+
+            def write_oldest() -> None:
+                nonlocal done, last_report
+                chunk, future = pending.popleft()
+                written = pd.concat([chunk[keys], future.result()], axis=1)
                 written.to_csv(out, header=done == 0, index=False)
                 done += len(chunk)
                 if progress and time.perf_counter() - last_report > _PROGRESS_EVERY:
                     last_report = time.perf_counter()
                     _report(done, total, last_report - started)
+
+            for chunk in chunks:
+                chunk.index = chunk.index + 1  # row numbers as a person counts them: 1 = first data row
+                pending.append((chunk, pool.submit(client.predict, model, chunk, version=version,
+                                                   label=label, signature=signature)))
+                if len(pending) > _IN_FLIGHT:
+                    write_oldest()
+            while pending:
+                write_oldest()
         os.replace(temp_name, output_path)
     except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # nothing may still write once we clean up
         os.unlink(temp_name)
         raise
+    pool.shutdown()
     seconds = time.perf_counter() - started
     if progress:
         _report(done, total, seconds, final=True)
