@@ -4,7 +4,7 @@
     python -m bench serving --smoke    # a handful of requests a cell: checks the harness and answers
 
 Baseline, in this process: the SavedModel's `serving_default` called in-process on the same
-rows at the same batch sizes. Load: this process is the client; the server is a separate
+rows at the same batch size, measured right before the cells it divides. Load: this process is the client; the server is a separate
 `zoo serve` process on 127.0.0.1 (one with batching off, one with it on). Each cell is a
 (API, batch size, concurrency, batching) combination, bounded in requests and in time, and
 reports requests/s, rows/s, p50/p99 latency and the ratio of served rows/s to in-process
@@ -47,6 +47,12 @@ class Budget:
 
 FULL, SMOKE = Budget(3.0, 5000), Budget(0.3, 4)
 
+# The batching-on server. One batch thread: in a Python server, TensorFlow calls made from
+# two threads at once cost each other more than the overlap buys (1-row x32: ~0.4x with two
+# batch threads, ~0.5-0.6x with one, measured back to back; docs/OPTIMIZATIONS.md).
+BATCHING_CONFIG = ("max_batch_size { value: 4096 } batch_timeout_micros { value: 1000 } "
+                   "num_batch_threads { value: 1 } max_enqueued_batches { value: 1000 }")
+
 
 def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
     from zoo.datasets import load_dataset
@@ -67,30 +73,28 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
             export_model(model, name=name, task=info.task, class_names=data.class_names,
                          models_dir=models_dir, card={"task": info.task})
             rows[name] = _tile({k: data.test.features[k] for k in names}, max(BATCH_SIZES))
-        baseline = {name: _in_process(models_dir / name / "1", rows[name], budget) for name in MODELS}
         batching = Path(scratch) / "batching.config"
-        batching.write_text("max_batch_size { value: 4096 } batch_timeout_micros { value: 1000 } "
-                            "num_batch_threads { value: 2 } max_enqueued_batches { value: 1000 }")
+        batching.write_text(BATCHING_CONFIG)
+        functions = {name: _signature_function(models_dir / name / "1") for name in MODELS}
         for batched in (False, True):
             with serve(models_dir, MODELS, batching if batched else None) as server:
                 for name in MODELS:
-                    for api in API:
-                        port = server.grpc_port if api == "grpc" else server.rest_port
-                        for batch in BATCH_SIZES:
+                    for batch in BATCH_SIZES:
+                        # The baseline is measured right before the cells it divides, not once
+                        # at the start: this machine's speed drifts over a run's minutes.
+                        base = _in_process(functions[name], rows[name], batch, budget)
+                        for api in API:
+                            port = server.grpc_port if api == "grpc" else server.rest_port
                             for concurrency in CONCURRENCY:
                                 cell = _cell(api, port, name, rows[name], batch, concurrency, budget)
-                                base = baseline[name][batch]
                                 cell.update(model=name, batching=batched, in_process_rows_per_s=base["rows_per_s"],
+                                            in_process_p50_ms=base["p50_ms"],
                                             ratio=cell["rows_per_s"] / base["rows_per_s"])
                                 _check(cell, base)
                                 report["cells"].append(cell)
                                 print(_line(cell), flush=True)
         report["lifecycle"] = lifecycle.run(models_dir, Path(scratch), rows["dnn-regressor"], smoke=smoke)
         print(json.dumps(report["lifecycle"], indent=1), flush=True)
-        report["baseline"] = {  # the answers were for checking the server; only the timings are kept
-            name: {str(b): {k: v for k, v in result.items() if k != "outputs"} for b, result in per.items()}
-            for name, per in baseline.items()
-        }
     if not smoke:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -107,23 +111,26 @@ def _tile(columns: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
     return {k: np.resize(v, (count, *v.shape[1:])).astype(np.float32) for k, v in columns.items()}
 
 
-def _in_process(version_dir: Path, rows, budget: Budget) -> dict[int, dict]:
+def _signature_function(version_dir: Path):
     import tensorflow as tf
 
-    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    results = {}
-    for batch in BATCH_SIZES:
-        feed = {k: tf.constant(v[:batch]) for k, v in rows.items()}
-        outputs = {k: v.numpy() for k, v in function(**feed).items()}  # also the warm-up
-        latencies, started = [], time.perf_counter()
-        while time.perf_counter() - started < budget.seconds and len(latencies) < budget.requests:
-            began = time.perf_counter()
-            function(**feed)
-            latencies.append(time.perf_counter() - began)
-        seconds = time.perf_counter() - started
-        results[batch] = {"rows_per_s": len(latencies) * batch / seconds, "p50_ms": 1e3 * np.median(latencies),
-                          "outputs": outputs}
-    return results
+    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+
+def _in_process(function, rows, batch: int, budget: Budget) -> dict:
+    """`serving_default` called in this process on `batch` rows, back to back."""
+    import tensorflow as tf
+
+    feed = {k: tf.constant(v[:batch]) for k, v in rows.items()}
+    outputs = {k: v.numpy() for k, v in function(**feed).items()}  # also the warm-up
+    latencies, started = [], time.perf_counter()
+    while time.perf_counter() - started < budget.seconds and len(latencies) < budget.requests:
+        began = time.perf_counter()
+        function(**feed)
+        latencies.append(time.perf_counter() - began)
+    seconds = time.perf_counter() - started
+    return {"rows_per_s": len(latencies) * batch / seconds, "p50_ms": 1e3 * float(np.median(latencies)),
+            "outputs": outputs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +237,11 @@ def grpc_caller(port, model, rows, batch):
 
 
 def _rest_caller(port, model, rows, batch):
-    body = json.dumps({"inputs": {k: v[:batch].tolist() for k, v in rows.items()}}).encode()
+    # orjson on the client as on the server: numpy float32 written as its shortest text, and
+    # the answer parsed in C, so the client's JSON work stays out of the server's numbers.
+    import orjson
+
+    body = orjson.dumps({"inputs": {k: v[:batch] for k, v in rows.items()}}, option=orjson.OPT_SERIALIZE_NUMPY)
     local = threading.local()
 
     def call():
@@ -238,7 +249,7 @@ def _rest_caller(port, model, rows, batch):
             local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         local.connection.request("POST", f"/v1/models/{model}:predict", body=body)
         response = local.connection.getresponse()
-        payload = json.loads(response.read())
+        payload = orjson.loads(response.read())
         if response.status != 200:
             raise RuntimeError(payload)
         outputs = payload["outputs"]
@@ -269,7 +280,8 @@ def markdown(report: dict) -> str:
         "",
         f"Generated by `python -m bench serving` on {report['date']} ({report['machine']}). Client and "
         "server on the same machine; ratio = served rows/s / in-process `serving_default` rows/s at "
-        "the same batch size (for batching-on cells of 1-row requests: / sequential in-process 1-row calls). "
+        "the same batch size, measured in the client process just before the cells it divides (for "
+        "batching-on cells of 1-row requests: / sequential in-process 1-row calls). "
         "What each optimization bought, measured: [OPTIMIZATIONS.md](OPTIMIZATIONS.md).",
         "",
         *targets(report),
@@ -280,13 +292,13 @@ def markdown(report: dict) -> str:
     lines += [
         "## Every cell",
         "",
-        "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms | in-process rows/s | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in report["cells"]:
         lines.append(f"| {c['model']} | {c['api']} | {c['batch']} | {c['concurrency']} | "
                      f"{'on' if c['batching'] else 'off'} | {c['requests_per_s']:,.0f} | {c['rows_per_s']:,.0f} | "
-                     f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['ratio']:.2f} |")
+                     f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['in_process_rows_per_s']:,.0f} | {c['ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -296,7 +308,6 @@ def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
         return next(c for c in report["cells"] if (c["model"], c["api"], c["batch"], c["concurrency"],
                                                      c["batching"]) == (model, api, batch, concurrency, batching))
 
-    base_p50 = report["baseline"][model]["1"]["p50_ms"]
     rows = []
     grpc_big, rest_big = cell("grpc", 4096, 1, False), cell("rest", 4096, 1, False)
     rows.append(("gRPC, 4096-row requests, concurrency 1", ">= 0.85x", f"{grpc_big['ratio']:.2f}x", grpc_big["ratio"] >= 0.85))
@@ -306,6 +317,7 @@ def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
                  f"{batched['ratio']:.2f}x, p99 {batched['p99_ms']:.1f} ms",
                  batched["ratio"] >= 1.5 and batched["p99_ms"] <= 20))
     single = cell("grpc", 1, 1, False)
+    base_p50 = single["in_process_p50_ms"]
     rows.append(("gRPC, 1-row requests, concurrency 1", f"p50 <= {base_p50:.2f} + 1 ms",
                  f"p50 {single['p50_ms']:.2f} ms", single["p50_ms"] <= base_p50 + 1))
     if "lifecycle" in report:
