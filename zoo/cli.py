@@ -227,10 +227,8 @@ def cmd_list(args) -> int:
     if not names:
         print(f"no model matches '{args.pattern}'", file=sys.stderr)
         return 1
-    width = max(map(len, names))
-    for name in names:
-        info = model_info(name)
-        print(f"{name:<{width}}  {info.task:<10}  {info.dataset:<18}  {info.description}")
+    infos = [model_info(name) for name in names]
+    _print_rows([(i.name, i.task, i.dataset, i.description) for i in infos], widths=(None, 10, 18))
     return 0
 
 
@@ -244,12 +242,18 @@ def cmd_info(args) -> int:
 def cmd_datasets(args) -> int:
     from zoo.datasets import dataset_entry, list_datasets
 
-    names = list_datasets()
-    width = max(map(len, names))
-    for name in names:
-        entry = dataset_entry(name)
-        print(f"{name:<{width}}  {entry.task:<10}  {entry.description}")
+    entries = [dataset_entry(name) for name in list_datasets()]
+    _print_rows([(e.name, e.task, e.description) for e in entries], widths=(None, 10))
     return 0
+
+
+def _print_rows(rows: list[tuple[str, ...]], widths: tuple[int | None, ...]) -> None:
+    """Aligned columns: the first as wide as its longest entry, the next as `widths` says,
+    the last as it is."""
+    first = max(len(row[0]) for row in rows)
+    for row in rows:
+        cells = [f"{cell:<{width or first}}" for cell, width in zip(row, widths)]
+        print("  ".join([*cells, *row[len(widths):]]))
 
 
 def cmd_train(args) -> int:

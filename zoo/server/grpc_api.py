@@ -69,17 +69,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_serve
     def Classify(self, request, context):
-        target = Target.from_spec(request.model_spec)
-        with self.core.observe(target.name, "classify", "GRPC"):
-            spec, result = self.core.classify(target, request.input, timeout=_deadline(context))
-            return classification_pb2.ClassificationResponse(model_spec=spec, result=result)
+        return self._on_examples("classify", self.core.classify, classification_pb2.ClassificationResponse,
+                                 request, context)
 
     @_serve
     def Regress(self, request, context):
+        return self._on_examples("regress", self.core.regress, regression_pb2.RegressionResponse,
+                                 request, context)
+
+    def _on_examples(self, api: str, run, response_type, request, context):
+        """Classify and Regress: tf.Examples in, one result message out."""
         target = Target.from_spec(request.model_spec)
-        with self.core.observe(target.name, "regress", "GRPC"):
-            spec, result = self.core.regress(target, request.input, timeout=_deadline(context))
-            return regression_pb2.RegressionResponse(model_spec=spec, result=result)
+        with self.core.observe(target.name, api, "GRPC"):
+            spec, result = run(target, request.input, timeout=_deadline(context))
+            return response_type(model_spec=spec, result=result)
 
     @_serve
     def MultiInference(self, request, context):
