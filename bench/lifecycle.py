@@ -118,10 +118,10 @@ def _in_process_rows_per_s(version_dir: Path, rows, total: int) -> float:
 
 def cold_start(models_dir: Path, grpc_port: int, rest_port: int) -> dict:
     exported, skipped = export_every_model(models_dir)
-    config = models_dir / "models.config"
-    from bench.serving import model_available, write_models_config
+    from bench.serving import model_available
+    from zoo.server.config import write_model_config_file
 
-    write_models_config(config, exported)
+    config = write_model_config_file(models_dir / "models.config", {name: models_dir / name for name in exported})
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "zoo", "serve", f"--model_config_file={config}", f"--port={grpc_port}",

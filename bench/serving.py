@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import lifecycle
+from zoo.server.config import write_model_config_file
 
 API = ("grpc", "rest")
 BATCH_SIZES = (1, 64, 4096)
@@ -143,8 +144,7 @@ class Server:
 @contextlib.contextmanager
 def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: float = 0):
     """`zoo serve` of `names` in its own process on free ports, for the duration of a `with`."""
-    config = models_dir / "models.config"
-    write_models_config(config, names)
+    config = write_model_config_file(models_dir / "models.config", {name: models_dir / name for name in names})
     grpc_port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "zoo", "serve", f"--model_config_file={config}", f"--port={grpc_port}",
                f"--rest_api_port={rest_port}", f"--file_system_poll_wait_seconds={poll_seconds}"]
@@ -161,12 +161,6 @@ def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: f
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def write_models_config(path: Path, names) -> None:
-    path.write_text("model_config_list {\n" + "".join(
-        f'  config {{ name: "{n}" base_path: "{path.parent / n}" model_platform: "tensorflow" }}\n'
-        for n in names) + "}\n")
 
 
 def model_available(rest_port: int, name: str) -> bool:

@@ -126,15 +126,11 @@ def server(repository):
     embedded.stop()
 
 
-def write_config(root: Path, names, extra: str = "", path: Path | None = None) -> Path:
+def write_config(root: Path, names, path: Path | None = None) -> Path:
     """A models.config serving `names` from `root/<name>` (written to root/models.config)."""
-    entries = "".join(
-        f'  config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
-        for name in names
-    )
-    path = path or root / "models.config"
-    path.write_text("model_config_list {\n" + entries + extra + "}\n")
-    return path
+    from zoo.server.config import write_model_config_file
+
+    return write_model_config_file(path or root / "models.config", {name: root / name for name in names})
 
 
 @pytest.fixture(scope="session")

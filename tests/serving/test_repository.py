@@ -36,8 +36,8 @@ def start(tmp_path):
 
     servers = []
 
-    def starter(names=("half_plus_two",), extra="", **options):
-        config_file = write_config(tmp_path / "models", names, extra)
+    def starter(names=("half_plus_two",), **options):
+        config_file = write_config(tmp_path / "models", names)
         options = {"grpc_port": 0, "rest_port": 0, "poll_seconds": 0.1, **options}
         embedded = ZooServer(load_model_config_file(config_file), config_dir=config_file.parent, **options).start()
         servers.append(embedded)
@@ -148,15 +148,13 @@ def test_latest_n_and_all_policies(start, tmp_path):
     assert _states(server) == {3: "AVAILABLE"}  # the default policy: latest 1
     from zoo.server.config import load_model_config_file
 
-    config_file = write_config(tmp_path / "models", ["half_plus_two"])
-    text = config_file.read_text().replace(
-        'model_platform: "tensorflow" }', 'model_platform: "tensorflow" model_version_policy { latest { num_versions: 2 } } }'
-    )
-    config_file.write_text(text)
-    server.embedded.manager.reload(load_model_config_file(config_file))
+    config = load_model_config_file(write_config(tmp_path / "models", ["half_plus_two"]))
+    policy = config.model_config_list.config[0].model_version_policy
+    policy.latest.num_versions = 2
+    server.embedded.manager.reload(config)
     assert _states(server) == {3: "AVAILABLE", 2: "AVAILABLE"}
-    config_file.write_text(text.replace("latest { num_versions: 2 }", "all {}"))
-    server.embedded.manager.reload(load_model_config_file(config_file))
+    policy.all.SetInParent()
+    server.embedded.manager.reload(config)
     assert _states(server) == {3: "AVAILABLE", 2: "AVAILABLE", 1: "AVAILABLE"}
 
 
@@ -194,10 +192,13 @@ def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path):
     config_file = tmp_path / "models" / "models.config"
     server = start(config_file=config_file, config_poll_seconds=0.1)
     assert server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict", {"instances": [2.0]})[0] == 400
-    config_file.write_text(config_file.read_text().replace(
-        'model_platform: "tensorflow" }',
-        'model_platform: "tensorflow" model_version_policy { all {} } version_labels { key: "stable" value: 1 } }',
-    ))
+    from zoo.server.config import load_model_config_file
+
+    config = load_model_config_file(config_file)
+    entry = config.model_config_list.config[0]
+    entry.model_version_policy.all.SetInParent()
+    entry.version_labels["stable"] = 1
+    config_file.write_text(text_format.MessageToString(config))
     assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict",
                                          {"instances": [2.0]}) == (200, {"predictions": [3.0]}))
 

@@ -9,6 +9,7 @@ them, and a bad file is reported with the file, line and field.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -59,6 +60,16 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
     entry = config.model_config_list.config.add()
     entry.name, entry.base_path, entry.model_platform = name, base_path, "tensorflow"
     return config
+
+
+def write_model_config_file(path: Path, base_paths: Mapping[str, str | Path]) -> Path:
+    """Write a --model_config_file serving each named model from its base path."""
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.SetInParent()  # an empty list is still a list (TF Serving serves nothing)
+    for name, base_path in base_paths.items():
+        config.model_config_list.config.add(name=name, base_path=str(base_path), model_platform="tensorflow")
+    Path(path).write_text(text_format.MessageToString(config), encoding="utf-8")
+    return Path(path)
 
 
 def load_batching_parameters(path: Path | None):
