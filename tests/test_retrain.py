@@ -44,6 +44,12 @@ def test_a_better_candidate_is_published_and_a_worse_one_is_not(served, tmp_path
     card = json.loads((better.version_dir / "model_card.json").read_text())
     assert card["retrain"]["served_version"] == 1 and card["retrain"]["metric"] == "mae"
     assert card["retrain"]["candidate"] < card["retrain"]["served"]
+    # The gate scored the candidate as it now serves: the exported SavedModel, on the same rows.
+    from zoo.evaluate import evaluate_version
+
+    exported = evaluate_version(served, "dnn-regressor", 2)
+    assert exported["rows"] == card["retrain"]["held_out_rows"]
+    assert exported["metrics"]["mae"] == pytest.approx(card["retrain"]["candidate"], rel=1e-5)
 
     before = _snapshot(served)
     worse = retrain(served, "dnn-regressor", config_file=_yaml(tmp_path, "worse.yaml", epochs=1, learning_rate=1e-6))

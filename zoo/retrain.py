@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from zoo import model_card, repository, versions
@@ -60,11 +59,12 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     candidate = train(TrainConfig.from_dict(values, source=config_file or "model card"), verbose=verbose)
 
     candidate_card = json.loads((candidate.run_dir / CARD_FILE).read_text(encoding="utf-8"))
-    held_out = dataset_from_card(candidate_card).test
+    data = dataset_from_card(candidate_card)
+    held_out = data.test
     metric = info.primary_metric
     scores = {
-        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE), info.task, held_out),
-        f"version {served_version}": score(keras.saving.load_model(served_dir / "model.keras"), info.task, held_out),
+        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE), info.task, data),
+        f"version {served_version}": score(keras.saving.load_model(served_dir / "model.keras"), info.task, data),
     }
     candidate_value, served_value = scores["candidate"][metric], scores[f"version {served_version}"][metric]
     lower_is_better = metric.endswith(("mae", "mse", "loss"))
@@ -93,19 +93,18 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     return RetrainResult(True, f"{how} as {version_dir}: {verdict}", candidate.run_dir, version_dir, comparison)
 
 
-def score(model, task: str, rows) -> dict[str, float]:
-    """The trainer's metrics for a Keras model on some rows, computed as served."""
+def score(model, task: str, data) -> dict[str, float]:
+    """The trainer's metrics for a Keras model on `data`'s held-out rows, computed on the
+    outputs its serving signature would give (the export's own conversion, run eagerly)."""
+    import tensorflow as tf
+
+    from zoo.export import signature_outputs
     from zoo.train import input_names
 
-    outputs = {k: np.asarray(v) for k, v in model.predict(rows.select(input_names(model)), verbose=0).items()}
-    if task == "regression":
-        served = {k: v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v for k, v in outputs.items()}
-    elif task == "multiclass":
-        served = {"probabilities": outputs["probabilities"], "class_id": outputs["probabilities"].argmax(axis=1)}
-    else:
-        probability = outputs["probability"][:, 0]
-        served = {"probability": probability, "class_id": (probability >= 0.5).astype(np.int64)}
-    return task_metrics(task, served, rows.target)
+    rows = data.test
+    outputs = model.predict(rows.select(input_names(model)), verbose=0)
+    served = signature_outputs({k: tf.constant(v) for k, v in outputs.items()}, task, data.class_names)
+    return task_metrics(task, {k: v.numpy() for k, v in served.items()}, rows.target)
 
 
 def check_columns(path: Path, card: dict) -> None:
