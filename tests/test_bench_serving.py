@@ -23,7 +23,9 @@ def test_smoke_mode_fills_every_cell(tmp_path):
     assert predict["rows_per_s"] > 0 and predict["in_process_rows_per_s"] > 0
     assert predict["peak_mb"] > 0 and predict["quarter_peak_mb"] > 0
     cold = report["lifecycle"]["cold_start"]
-    assert {"dnn-regressor", "digits-mlp", "wide-and-deep"} <= set(cold["models"])
+    from zoo.registry import list_models
+
+    assert cold["models"] == sorted(list_models())  # every zoo model, transfer-mlp and mlp-classifier included
     assert cold["seconds"] > 0 and cold["rss_mb"] > 0
     rollout = report["lifecycle"]["rollout"]
     assert rollout["failed"] == 0 and rollout["requests"] > 0  # zero failed requests is the contract
