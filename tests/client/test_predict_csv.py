@@ -63,6 +63,42 @@ def test_a_bad_row_is_named_and_no_output_is_left(server, wine_csv, tmp_path, ca
     assert list(output.parent.iterdir()) == []  # neither the output nor its partial file
 
 
+@pytest.mark.parametrize("cell, said", [("", "an empty cell"), ("nan", "'nan'"), ("1,5", "'1,5'")])
+def test_a_cell_that_is_not_a_number_is_named_as_written(server, wine_csv, tmp_path, capsys, cell, said):
+    path, frame = wine_csv
+    text = path.read_text().splitlines()
+    fields = text[2500].split(",")  # data row 2500 (line 0 is the header)
+    fields[frame.columns.get_loc("alcohol")] = f'"{cell}"' if "," in cell else cell
+    text[2500] = ",".join(fields)
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("\n".join(text) + "\n")
+    output = tmp_path / "out.csv"
+    code, _, err = _run(capsys, "predict", "dnn-regressor", "--input", str(bad_csv), "--output", str(output),
+                        "--server", server.grpc_address, "--batch-size", "600")
+    assert code == 2 and f"row 2500, column 'alcohol': expected a number, got {said}" in err
+    assert not output.exists()
+
+
+def test_key_columns_are_copied_exactly_as_written(server, wine_csv, tmp_path, capsys):
+    path, frame = wine_csv
+    text = path.read_text().splitlines()
+    alcohol = frame.columns.get_loc("alcohol")
+    for line in range(1, 4):  # one wine three times; 9.40, 09.4 and 9.4e0 are one number, three texts
+        fields = text[1].split(",")
+        fields[alcohol] = ["9.40", "09.4", "9.4e0"][line - 1]
+        text[line] = ",".join(fields)
+    keyed_csv = tmp_path / "keyed.csv"
+    keyed_csv.write_text("\n".join(text) + "\n")
+    output = tmp_path / "out.csv"
+    code, _, err = _run(capsys, "predict", "dnn-regressor", "--input", str(keyed_csv), "--output", str(output),
+                        "--server", server.grpc_address, "--key", "alcohol")
+    assert code == 0, err
+    written = pd.read_csv(output, dtype=str)
+    assert written["alcohol"][:3].tolist() == ["9.40", "09.4", "9.4e0"]
+    predictions = written["prediction"][:3].astype(float)
+    assert predictions.nunique() == 1  # the model saw the same number three times
+
+
 def test_a_missing_column_is_named_before_anything_is_sent(server, wine_csv, tmp_path, capsys):
     path, frame = wine_csv
     thin = tmp_path / "thin.csv"

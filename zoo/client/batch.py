@@ -9,6 +9,10 @@ Chunks are pipelined: while the server works on one chunk, the next is read, che
 sent, so the client's own work (CSV parsing, conversion, writing) hides behind the server's
 instead of adding to it. At most `_IN_FLIGHT + 1` chunks are held at once, and results are
 written in file order.
+
+Numeric inputs are parsed by pandas' C reader. A cell that is not a number makes the rest of
+the file, from that chunk on, be read as text, where the check names its row, column and
+text as written. Key columns are always text, so they are copied exactly as in the file.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoo.client.base import ClientError, ModelClient, ModelRef
 
 _PROGRESS_EVERY = 0.5  # seconds between progress lines
 _IN_FLIGHT = 2  # chunks being converted or predicted while the next one is read
+_FLOAT_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +85,11 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     pool = concurrent.futures.ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="zoo-predict")
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-            # Cells are read as text so a bad one is reported as it is written in the file.
-            chunks = pd.read_csv(input_path, chunksize=batch_size, dtype=str, keep_default_na=False,
-                                 usecols=list(dict.fromkeys([*keys, *info.inputs])))
+            columns = list(dict.fromkeys([*keys, *info.inputs]))
+            numbers = [name for name, tensor in info.inputs.items() if tensor.dtype in _FLOAT_DTYPES and name not in keys]
+            chunks = _chunks(input_path, columns, numbers, batch_size)
             pending = collections.deque()  # (chunk, its predictions' future), in file order
+            read = 0  # data rows read so far
 
             def write_oldest() -> None:
                 nonlocal done, last_report
@@ -94,8 +101,21 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
                     last_report = time.perf_counter()
                     _report(done, total, last_report - started)
 
-            for chunk in chunks:
-                chunk.index = chunk.index + 1  # row numbers as a person counts them: 1 = first data row
+            while True:
+                try:
+                    chunk = next(chunks)
+                    if numbers and chunk[numbers].isna().to_numpy().any():
+                        raise ValueError("an empty or NaN cell")
+                except StopIteration:
+                    break
+                except ValueError:
+                    if not numbers:
+                        raise  # already text: a malformed file, reported as pandas says it
+                    numbers = []  # from this chunk on as text, so the check names the bad cell
+                    chunks = _chunks(input_path, columns, numbers, batch_size, skip=read)
+                    continue
+                chunk.index = pd.RangeIndex(read + 1, read + 1 + len(chunk))  # 1 = the first data row
+                read += len(chunk)
                 pending.append((chunk, pool.submit(client.predict, model, chunk, version=version,
                                                    label=label, signature=signature)))
                 if len(pending) > _IN_FLIGHT:
@@ -112,6 +132,15 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     if progress:
         _report(done, total, seconds, final=True)
     return BatchResult(done, seconds, output_path)
+
+
+def _chunks(path: Path, columns: list[str], numbers: list[str], batch_size: int, skip: int = 0):
+    """The CSV's `columns` in chunks of `batch_size` rows, after its first `skip` data rows:
+    `numbers` parsed as float64 (correctly rounded, as Python's float() reads them), every
+    other column as text."""
+    dtype = {column: np.float64 if column in numbers else str for column in columns}
+    return iter(pd.read_csv(path, chunksize=batch_size, dtype=dtype, keep_default_na=False, usecols=columns,
+                            skiprows=range(1, skip + 1), float_precision="round_trip"))
 
 
 def _header(path: Path) -> list[str]:
