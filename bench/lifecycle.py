@@ -3,7 +3,8 @@
     zoo predict     100,000 CSV rows through `zoo predict --via grpc`: rows/s (by the
                     command's own clock, which starts when it opens the CSV; the process's
                     wall time, with start-up, is reported too) against the
-                    SavedModel called in-process on the same rows in the same batches, and
+                    SavedModel called in-process on the same rows in the same batches,
+                    the two alternating for three rounds (the median ratio counts), and
                     the command's peak memory at a quarter of the rows and at all of them
                     (flat in the file's size when the two agree)
     cold start      `zoo serve` with every zoo model: seconds from starting the process to
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import http.client
 import json
@@ -50,7 +52,7 @@ def run(models_dir: Path, scratch: Path, rows: dict[str, np.ndarray], *, smoke: 
     report = {}
     with serve(models_dir, ["dnn-regressor"]) as server:
         report["predict_csv"] = predict_csv(models_dir, scratch, rows, server.grpc_port,
-                                            SMOKE_PREDICT_ROWS if smoke else PREDICT_ROWS)
+                                            SMOKE_PREDICT_ROWS if smoke else PREDICT_ROWS, rounds=1 if smoke else 3)
     everything = scratch / "every-model"
     report["cold_start"] = cold_start(everything, free_port(), free_port())
     report["rollout"] = rollout(models_dir, scratch, rows, seconds_after=0.5 if smoke else 2.0)
@@ -59,30 +61,41 @@ def run(models_dir: Path, scratch: Path, rows: dict[str, np.ndarray], *, smoke: 
 
 # -- zoo predict ---------------------------------------------------------------------------
 
-def predict_csv(models_dir: Path, scratch: Path, rows, grpc_port: int, total: int) -> dict:
-    results = {}
-    for count in (total // 4, total):
-        path = scratch / f"rows-{count}.csv"
-        _write_csv(path, rows, count)
-        command = [sys.executable, "-m", "zoo", "predict", "dnn-regressor", "--via", "grpc",
-                   "--server", f"127.0.0.1:{grpc_port}", "--input", str(path),
-                   "--output", str(scratch / f"predictions-{count}.csv"), "--batch-size", str(PREDICT_BATCH)]
-        wall, peak_mb, output = _run_measured(command)
-        written = sum(1 for _ in open(scratch / f"predictions-{count}.csv")) - 1
-        if written != count:
-            raise RuntimeError(f"zoo predict wrote {written} predictions for {count} rows")
-        # "N predictions in S s": the command's own clock, from opening the CSV to the
-        # renamed output; the wall time adds Python's and TensorFlow's start-up (~3-4 s).
-        # (printed to 10 ms: the smoke run's 500 rows can read 0.00)
-        seconds = max(float(re.search(r"predictions in ([0-9.]+)s", output).group(1)), 0.01)
-        results[count] = {"seconds": seconds, "wall_seconds": wall, "rows_per_s": count / seconds, "peak_mb": peak_mb}
-    in_process = _in_process_rows_per_s(models_dir / "dnn-regressor" / "1", rows, total)
-    full = results[total]
+def predict_csv(models_dir: Path, scratch: Path, rows, grpc_port: int, total: int, rounds: int = 3) -> dict:
+    """`zoo predict` of `total` rows, alternating with the in-process baseline for `rounds`
+    rounds (the median of the rounds' ratios is reported), and once with a quarter of the
+    rows to see whether peak memory grows with the file."""
+    quarter = _predict_run(scratch, rows, grpc_port, total // 4)
+    runs, in_process = [], []
+    for _ in range(rounds):
+        runs.append(_predict_run(scratch, rows, grpc_port, total))
+        in_process.append(_in_process_rows_per_s(models_dir / "dnn-regressor" / "1", rows, total))
+    ratios = [run["rows_per_s"] / base for run, base in zip(runs, in_process)]
+    middle = sorted(range(rounds), key=ratios.__getitem__)[rounds // 2]
+    full = runs[middle]
     return {"rows": total, "batch_size": PREDICT_BATCH, "rows_per_s": full["rows_per_s"],
-            "in_process_rows_per_s": in_process, "ratio": full["rows_per_s"] / in_process,
-            "seconds": full["seconds"], "wall_seconds": full["wall_seconds"], "peak_mb": full["peak_mb"],
-            "quarter_rows": total // 4, "quarter_peak_mb": results[total // 4]["peak_mb"],
-            "memory_growth": full["peak_mb"] / results[total // 4]["peak_mb"]}
+            "in_process_rows_per_s": in_process[middle], "ratio": ratios[middle], "round_ratios": ratios,
+            "seconds": full["seconds"], "wall_seconds": full["wall_seconds"], "peak_mb": max(r["peak_mb"] for r in runs),
+            "quarter_rows": total // 4, "quarter_peak_mb": quarter["peak_mb"],
+            "memory_growth": max(r["peak_mb"] for r in runs) / quarter["peak_mb"]}
+
+
+def _predict_run(scratch: Path, rows, grpc_port: int, count: int) -> dict:
+    path, output = scratch / f"rows-{count}.csv", scratch / f"predictions-{count}.csv"
+    if not path.exists():
+        _write_csv(path, rows, count)
+    command = [sys.executable, "-m", "zoo", "predict", "dnn-regressor", "--via", "grpc",
+               "--server", f"127.0.0.1:{grpc_port}", "--input", str(path),
+               "--output", str(output), "--batch-size", str(PREDICT_BATCH)]
+    wall, peak_mb, printed = _run_measured(command)
+    written = sum(1 for _ in open(output)) - 1
+    if written != count:
+        raise RuntimeError(f"zoo predict wrote {written} predictions for {count} rows")
+    # "N predictions in S s": the command's own clock, from opening the CSV to the
+    # renamed output; the wall time adds Python's and TensorFlow's start-up (~3-4 s).
+    # (printed to 10 ms: the smoke run's 500 rows can read 0.00)
+    seconds = max(float(re.search(r"predictions in ([0-9.]+)s", printed).group(1)), 0.01)
+    return {"seconds": seconds, "wall_seconds": wall, "rows_per_s": count / seconds, "peak_mb": peak_mb}
 
 
 def _write_csv(path: Path, rows: dict[str, np.ndarray], count: int) -> None:
@@ -111,13 +124,20 @@ def _run_measured(command: list[str]) -> tuple[float, float, str]:
 def _in_process_rows_per_s(version_dir: Path, rows, total: int) -> float:
     import tensorflow as tf
 
-    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    function = _signature(version_dir)
     tiled = {k: np.resize(v, total).astype(np.float32) for k, v in rows.items()}
     function(**{k: tf.constant(v[:PREDICT_BATCH]) for k, v in tiled.items()})  # warm-up
     started = time.perf_counter()
     for start in range(0, total, PREDICT_BATCH):
         function(**{k: tf.constant(v[start:start + PREDICT_BATCH]) for k, v in tiled.items()})
     return total / (time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(version_dir: Path):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
 
 # -- cold start and memory -----------------------------------------------------------------
@@ -302,8 +322,9 @@ def markdown(report: dict) -> list[str]:
         "| measure | result |",
         "|---|---|",
         f"| `zoo predict` {p['rows']:,} rows via gRPC (batch {p['batch_size']}) | {p['rows_per_s']:,.0f} rows/s, "
-        f"{p['ratio']:.2f}x in-process ({p['in_process_rows_per_s']:,.0f} rows/s); {p['seconds']:.1f} s by its own "
-        f"clock, {p['wall_seconds']:.1f} s with start-up |",
+        f"{p['ratio']:.2f}x in-process ({p['in_process_rows_per_s']:,.0f} rows/s; the median of "
+        f"{len(p['round_ratios'])} alternating rounds: {', '.join(f'{r:.2f}x' for r in p['round_ratios'])}); "
+        f"{p['seconds']:.1f} s by its own clock, {p['wall_seconds']:.1f} s with start-up |",
         f"| `zoo predict` peak memory, {p['quarter_rows']:,} -> {p['rows']:,} rows | {p['quarter_peak_mb']:.0f} MB -> "
         f"{p['peak_mb']:.0f} MB ({p['memory_growth']:.2f}x for 4x the rows) |",
         f"| cold start to every model answering ({len(c['models'])} models) | {c['seconds']:.1f} s |",

@@ -4,11 +4,12 @@
     python -m bench serving --smoke    # a handful of requests a cell: checks the harness and answers
 
 Baseline, in this process: the SavedModel's `serving_default` called in-process on the same
-rows at the same batch size, measured right before the cells it divides. Load: this process is the client; the server is a separate
-`zoo serve` process on 127.0.0.1 (one with batching off, one with it on). Each cell is a
-(API, batch size, concurrency, batching) combination, bounded in requests and in time, and
-reports requests/s, rows/s, p50/p99 latency and the ratio of served rows/s to in-process
-rows/s at that batch size, which is what counts on a noisy machine.
+rows at the same batch size. Load: this process is the client; the server is a separate
+`zoo serve` process on 127.0.0.1 (one with batching off, one with it on). Each cell is an
+(API, batch size, concurrency, batching) combination, bounded in requests and in time; it
+alternates baseline and load for a few rounds and reports requests/s, rows/s, p50/p99
+latency and the ratio of served rows/s to in-process rows/s, the median over its rounds,
+which is what counts on a noisy machine.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ MODELS = ("dnn-regressor", "digits-mlp")
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    seconds: float  # per cell
-    requests: int  # per cell, at most
+    seconds: float  # per round of a cell, each way
+    requests: int  # per round of a cell, at most
+    rounds: int  # in-process and served alternate this many times a cell
 
 
-FULL, SMOKE = Budget(3.0, 5000), Budget(0.3, 4)
+FULL, SMOKE = Budget(1.0, 2000, 3), Budget(0.3, 4, 1)
 
 # The batching-on server. One batch thread: in a Python server, TensorFlow calls made from
 # two threads at once cost each other more than the overlap buys (1-row x32: ~0.4x with two
@@ -62,7 +64,8 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
     from zoo.train import input_names
 
     budget = SMOKE if smoke else FULL
-    report = {"date": datetime.date.today().isoformat(), "machine": _machine(), "smoke": smoke, "cells": []}
+    report = {"date": datetime.date.today().isoformat(), "machine": _machine(), "smoke": smoke,
+              "rounds": budget.rounds, "cells": []}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-serving-") as scratch:
         models_dir = Path(scratch) / "models"
         rows = {}
@@ -81,17 +84,11 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
             with serve(models_dir, MODELS, batching if batched else None) as server:
                 for name in MODELS:
                     for batch in BATCH_SIZES:
-                        # The baseline is measured right before the cells it divides, not once
-                        # at the start: this machine's speed drifts over a run's minutes.
-                        base = _in_process(functions[name], rows[name], batch, budget)
                         for api in API:
                             port = server.grpc_port if api == "grpc" else server.rest_port
                             for concurrency in CONCURRENCY:
-                                cell = _cell(api, port, name, rows[name], batch, concurrency, budget)
-                                cell.update(model=name, batching=batched, in_process_rows_per_s=base["rows_per_s"],
-                                            in_process_p50_ms=base["p50_ms"],
-                                            ratio=cell["rows_per_s"] / base["rows_per_s"])
-                                _check(cell, base)
+                                cell = _cell(functions[name], api, port, name, rows[name], batch, concurrency, budget)
+                                cell.update(model=name, batching=batched)
                                 report["cells"].append(cell)
                                 print(_line(cell), flush=True)
         report["lifecycle"] = lifecycle.run(models_dir, Path(scratch), rows["dnn-regressor"], smoke=smoke)
@@ -181,9 +178,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _cell(api: str, port: int, model: str, rows, batch: int, concurrency: int, budget: Budget) -> dict:
+def _cell(function, api: str, port: int, model: str, rows, batch: int, concurrency: int, budget: Budget) -> dict:
+    """One cell: the in-process baseline and the served load, alternating `budget.rounds`
+    times (this machine's speed drifts from one minute to the next, so each served round is
+    divided by the baseline taken just before it, and the median of those ratios counts).
+    Latency percentiles and rates pool every served round."""
     call = grpc_caller(port, model, rows, batch) if api == "grpc" else _rest_caller(port, model, rows, batch)
     first = call()
+    latencies, seconds, ratios, baselines = [], 0.0, [], []
+    for _ in range(budget.rounds):
+        baselines.append(_in_process(function, rows, batch, budget))
+        got, took = _load(call, concurrency, budget)
+        latencies += got
+        seconds += took
+        ratios.append(max(len(got), 1) * batch / took / baselines[-1]["rows_per_s"])
+    _check(first, baselines[0]["outputs"])  # a benchmark of a correct server: its answer is in-process's
+    middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+    count = max(len(latencies), 1)
+    return {"api": api, "batch": batch, "concurrency": concurrency, "requests": len(latencies),
+            "requests_per_s": count / seconds, "rows_per_s": count * batch / seconds,
+            "p50_ms": 1e3 * float(np.percentile(latencies or [0], 50)),
+            "p99_ms": 1e3 * float(np.percentile(latencies or [0], 99)),
+            "in_process_rows_per_s": baselines[middle]["rows_per_s"],
+            "in_process_p50_ms": float(np.median([b["p50_ms"] for b in baselines])),
+            "ratio": ratios[middle], "round_ratios": ratios}
+
+
+def _load(call, concurrency: int, budget: Budget) -> tuple[list[float], float]:
+    """`call` from `concurrency` threads until the budget is spent: latencies, seconds."""
     latencies, lock, stop = [], threading.Lock(), time.perf_counter() + budget.seconds
     tickets = iter(range(budget.requests))  # the request budget, shared by every client thread
 
@@ -203,12 +225,7 @@ def _cell(api: str, port: int, model: str, rows, batch: int, concurrency: int, b
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         for future in [pool.submit(client) for _ in range(concurrency)]:
             future.result()
-    seconds = time.perf_counter() - started
-    count = max(len(latencies), 1)
-    return {"api": api, "batch": batch, "concurrency": concurrency, "requests": len(latencies),
-            "requests_per_s": count / seconds, "rows_per_s": count * batch / seconds,
-            "p50_ms": 1e3 * float(np.percentile(latencies or [0], 50)),
-            "p99_ms": 1e3 * float(np.percentile(latencies or [0], 99)), "first": first}
+    return latencies, time.perf_counter() - started
 
 
 def grpc_caller(port, model, rows, batch):
@@ -252,14 +269,13 @@ def _rest_caller(port, model, rows, batch):
     return call
 
 
-def _check(cell: dict, base: dict) -> None:
-    """The server's answer must be the in-process answer (it is a benchmark of a correct server)."""
-    first = cell.pop("first")
-    for key, expected in base["outputs"].items():
+def _check(first: dict, expected: dict) -> None:
+    """The server's answer must be the in-process answer."""
+    for key, want in expected.items():
         got = np.asarray(first[key])
         if got.dtype.kind in "OSU":
             continue
-        np.testing.assert_allclose(got, expected[: len(got)], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got, want[: len(got)], rtol=1e-4, atol=1e-4)
 
 
 def _line(cell: dict) -> str:
@@ -274,8 +290,10 @@ def markdown(report: dict) -> str:
         "",
         f"Generated by `python -m bench serving` on {report['date']} ({report['machine']}). Client and "
         "server on the same machine; ratio = served rows/s / in-process `serving_default` rows/s at "
-        "the same batch size, measured in the client process just before the cells it divides (for "
-        "batching-on cells of 1-row requests: / sequential in-process 1-row calls). "
+        "the same batch size (for batching-on cells of 1-row requests: / sequential in-process 1-row calls). "
+        "Each cell alternates the in-process baseline (in the client process) and the served load "
+        f"{report['rounds']} times; its ratio is the median of the rounds' ratios, its rates and "
+        "latencies pool the served rounds. "
         "What each optimization bought, measured: [OPTIMIZATIONS.md](OPTIMIZATIONS.md).",
         "",
         *targets(report),
