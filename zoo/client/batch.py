@@ -87,9 +87,7 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             columns = list(dict.fromkeys([*keys, *info.inputs]))
             numbers = [name for name, tensor in info.inputs.items() if tensor.dtype in _FLOAT_DTYPES and name not in keys]
-            chunks = _chunks(input_path, columns, numbers, batch_size)
             pending = collections.deque()  # (chunk, its predictions' future), in file order
-            read = 0  # data rows read so far
 
             def write_oldest() -> None:
                 nonlocal done, last_report
@@ -101,21 +99,7 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
                     last_report = time.perf_counter()
                     _report(done, total, last_report - started)
 
-            while True:
-                try:
-                    chunk = next(chunks)
-                    if numbers and chunk[numbers].isna().to_numpy().any():
-                        raise ValueError("an empty or NaN cell")
-                except StopIteration:
-                    break
-                except ValueError:
-                    if not numbers:
-                        raise  # already text: a malformed file, reported as pandas says it
-                    numbers = []  # from this chunk on as text, so the check names the bad cell
-                    chunks = _chunks(input_path, columns, numbers, batch_size, skip=read)
-                    continue
-                chunk.index = pd.RangeIndex(read + 1, read + 1 + len(chunk))  # 1 = the first data row
-                read += len(chunk)
+            for chunk in _numbered_chunks(input_path, columns, numbers, batch_size):
                 pending.append((chunk, pool.submit(client.predict, model, chunk, version=version,
                                                    label=label, signature=signature)))
                 if len(pending) > _IN_FLIGHT:
@@ -132,6 +116,30 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     if progress:
         _report(done, total, seconds, final=True)
     return BatchResult(done, seconds, output_path)
+
+
+def _numbered_chunks(path: Path, columns: list[str], numbers: list[str], batch_size: int):
+    """The CSV in chunks indexed by row number (1 = the first data row). At a cell of
+    `numbers` that is not a number, the rest of the file is read as text from that chunk on,
+    so the check names the cell as it is written."""
+    read = 0
+    chunks = _chunks(path, columns, numbers, batch_size)
+    while True:
+        try:
+            chunk = next(chunks)
+            if numbers and chunk[numbers].isna().to_numpy().any():
+                raise ValueError("an empty or NaN cell")
+        except StopIteration:
+            return
+        except ValueError:
+            if not numbers:
+                raise  # already text: a malformed file, reported as pandas says it
+            numbers = []
+            chunks = _chunks(path, columns, numbers, batch_size, skip=read)
+            continue
+        chunk.index = pd.RangeIndex(read + 1, read + 1 + len(chunk))
+        read += len(chunk)
+        yield chunk
 
 
 def _chunks(path: Path, columns: list[str], numbers: list[str], batch_size: int, skip: int = 0):
