@@ -212,3 +212,27 @@ def test_a_version_folder_leading_outside_the_base_path_is_never_served(start, t
     server = start()
     assert _states(server) == {1: "AVAILABLE"}
     assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
+
+
+def test_loaded_versions_are_frozen_out_of_the_collectors_walks_and_freed_when_dropped(tmp_path):
+    """freeze_heap: a full collection walks no loaded model (the p90 of large REST requests
+    was ~270 ms when it did), and a replaced version is still freed, not pinned."""
+    import gc
+    import weakref
+
+    from zoo.server.config import single_model_config
+    from zoo.server.manager import ModelManager
+
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    manager = ModelManager(single_model_config("half_plus_two", str(_versions(tmp_path))), poll_seconds=0)
+    manager.start()
+    loaded = manager.resolve("half_plus_two").loaded
+    assert gc.get_freeze_count() > 0
+    assert not any(tracked is loaded for tracked in gc.get_objects())  # frozen: not in any generation
+    dropped = weakref.ref(loaded)
+    del loaded
+    write_half_plus(_versions(tmp_path) / "2", 3.0)
+    manager.poll_once()
+    assert manager.resolve("half_plus_two").version == 2
+    assert dropped() is None
+    manager.stop()

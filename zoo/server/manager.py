@@ -11,6 +11,7 @@ serving before keeps serving. Version labels map names such as `stable` to versi
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -66,6 +67,7 @@ class ModelManager:
         self._models: dict[str, ModelEntry] = {}
         self._config_dir = config_dir
         self._poll_seconds = poll_seconds
+        self._heap_changed = False  # a version loaded, failed or was dropped since the last freeze
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._apply(config)
@@ -97,6 +99,9 @@ class ModelManager:
                 entries = list(self._models.values())
             for entry in entries:
                 self._sync(entry)
+            if self._heap_changed:
+                self._heap_changed = False
+                freeze_heap()
 
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """Serve a new config: add, change and remove models (HandleReloadConfigRequest)."""
@@ -110,6 +115,7 @@ class ModelManager:
             for name in set(self._models) - set(wanted):
                 log.info("model %s removed from the config: unloading it", name)
                 del self._models[name]
+                self._heap_changed = True
             for name, model_config in wanted.items():
                 base_path = resolve_base_path(model_config.base_path, self._config_dir)
                 if name in self._models and self._models[name].base_path == base_path:
@@ -155,6 +161,7 @@ class ModelManager:
     def _load(self, entry: ModelEntry, version: int, path: Path, stamp: float) -> None:
         name = entry.config.name
         record = VersionRecord(version, State.LOADING, stamp=stamp)
+        self._heap_changed = True
         with self._lock:
             entry.versions[version] = record
         log.info("loading %s version %d from %s", name, version, path)
@@ -177,6 +184,7 @@ class ModelManager:
         # In-flight requests hold their own reference to the servable; dropping ours is safe.
         with self._lock:
             record.state, record.servable = State.END, None
+        self._heap_changed = True
         log.info("unloaded %s version %d", entry.config.name, record.version)
 
     # -- lookups -------------------------------------------------------------------------
@@ -230,3 +238,19 @@ class ModelManager:
                 status.status.error_code = record.error.code.value[0]
                 status.status.error_message = record.error.message
         return response
+
+
+def freeze_heap() -> None:
+    """Take every object alive now out of the garbage collector's sight (gc.freeze).
+
+    A loaded SavedModel and TensorFlow itself are ~400,000 Python objects, and CPython's full
+    collections walk all of them: a request that allocates many containers (a 4096x8x8 JSON
+    body is ~33,000 lists) set one off every few requests, and REST requests of that size
+    read p90 ~270 ms instead of ~35 ms. Called after versions load or unload: unfreezing
+    first lets a dropped version's reference cycles be collected before the rest is frozen
+    again. Objects still die by reference counting while frozen.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
