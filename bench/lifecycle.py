@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import gzip
 import http.client
 import json
@@ -124,20 +123,15 @@ def _run_measured(command: list[str]) -> tuple[float, float, str]:
 def _in_process_rows_per_s(version_dir: Path, rows, total: int) -> float:
     import tensorflow as tf
 
-    function = _signature(version_dir)
+    from bench.serving import signature_function
+
+    function = signature_function(version_dir)
     tiled = {k: np.resize(v, total).astype(np.float32) for k, v in rows.items()}
     function(**{k: tf.constant(v[:PREDICT_BATCH]) for k, v in tiled.items()})  # warm-up
     started = time.perf_counter()
     for start in range(0, total, PREDICT_BATCH):
         function(**{k: tf.constant(v[start:start + PREDICT_BATCH]) for k, v in tiled.items()})
     return total / (time.perf_counter() - started)
-
-
-@functools.lru_cache(maxsize=None)
-def _signature(version_dir: Path):
-    import tensorflow as tf
-
-    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
 
 # -- cold start and memory -----------------------------------------------------------------
@@ -294,16 +288,9 @@ def rollout(models_dir: Path, scratch: Path, rows, seconds_after: float) -> dict
 
 def _versioned_caller(port: int, rows, batch: int):
     """A gRPC Predict of `batch` rows that returns the version that answered."""
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from bench.serving import grpc_predict
 
-    from zoo.tensor_protos import to_proto
-
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "dnn-regressor"
-    for key, value in rows.items():
-        request.inputs[key].CopyFrom(to_proto(np.asarray(value[:batch], np.float32)))
+    stub, request = grpc_predict(port, "dnn-regressor", rows, batch)
     return lambda: stub.Predict(request, timeout=30).model_spec.version.value
 
 

@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import functools
 import http.client
 import json
 import os
@@ -79,7 +80,7 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
             rows[name] = _tile({k: data.test.features[k] for k in names}, max(BATCH_SIZES))
         batching = Path(scratch) / "batching.config"
         batching.write_text(BATCHING_CONFIG)
-        functions = {name: _signature_function(models_dir / name / "1") for name in MODELS}
+        functions = {name: signature_function(models_dir / name / "1") for name in MODELS}
         for batched in (False, True):
             with serve(models_dir, MODELS, batching if batched else None) as server:
                 for name in MODELS:
@@ -109,7 +110,9 @@ def _tile(columns: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
     return {k: np.resize(v, (count, *v.shape[1:])).astype(np.float32) for k, v in columns.items()}
 
 
-def _signature_function(version_dir: Path):
+@functools.lru_cache(maxsize=None)
+def signature_function(version_dir: Path):
+    """A version's `serving_default`, loaded once per process."""
     import tensorflow as tf
 
     return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
@@ -228,17 +231,24 @@ def _load(call, concurrency: int, budget: Budget) -> tuple[list[float], float]:
     return latencies, time.perf_counter() - started
 
 
-def grpc_caller(port, model, rows, batch):
+def grpc_predict(port, model, rows, batch):
+    """A PredictionService stub on 127.0.0.1:`port` and a Predict request of `batch` rows."""
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 2**31 - 1)])
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     for key, value in rows.items():
         request.inputs[key].CopyFrom(tf.make_tensor_proto(value[:batch]))
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel), request
+
+
+def grpc_caller(port, model, rows, batch):
+    import tensorflow as tf
+
+    stub, request = grpc_predict(port, model, rows, batch)
 
     def call():
         response = stub.Predict(request, timeout=60)

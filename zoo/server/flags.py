@@ -11,7 +11,7 @@ from pathlib import Path
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 # TF Serving's default is 0 (as many as cores). The zoo's models are chains of layers with no
 # independent ops to overlap, and a second inter-op thread only adds hand-offs: one thread
-# took a 1-row gRPC Predict from ~3.3 ms to ~1.9 ms p50 on 2 cores (docs/PERFORMANCE.md).
+# took a 1-row gRPC Predict from ~3.3 ms to ~1.9 ms p50 on 2 cores (docs/OPTIMIZATIONS.md).
 INTER_OP_THREADS = 1
 
 
@@ -34,7 +34,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads within one op, e.g. a large matmul (0: TensorFlow picks)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=INTER_OP_THREADS,
                         help=f"threads running independent ops (0: TensorFlow picks; zoo's default "
-                             f"{INTER_OP_THREADS}, see docs/PERFORMANCE.md)")
+                             f"{INTER_OP_THREADS}, see docs/OPTIMIZATIONS.md)")
     parser.add_argument("--bind_address", default="127.0.0.1",
                         help="zoo only: the address to listen on (TF Serving listens on all)")
     parser.add_argument("--rest_api_max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
