@@ -27,11 +27,46 @@ SERVING_CONFIG = "models.config"
 DEFAULT_SERVING_ROOT = "/models"
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def parse_version(name: str) -> int | None:
+    """The version a folder name stands for, read as TF Serving reads it (absl::SimpleAtoi):
+    `123` and `00000123` are both 123; surrounding whitespace and a sign are allowed; text
+    that is not a whole base-10 number within int64 is not a version."""
+    text = name.strip(" \t\n\v\f\r")
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    value = int(text)
+    return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
+
+
+def version_folders(model_dir: Path) -> dict[int, Path]:
+    """Each version under a model's folder, and the folder it is loaded from.
+
+    Where two folders name the same version (`123` and `0123`), the one later in name
+    order is used, as TF Serving does (it logs the duplicate).
+    """
+    try:
+        children = sorted(os.scandir(model_dir), key=lambda child: child.name)
+    except OSError:
+        return {}
+    found = {}
+    for child in children:
+        version = parse_version(child.name)
+        try:
+            is_folder = child.is_dir()
+        except OSError:
+            is_folder = False
+        if version is not None and is_folder:
+            found[version] = Path(child.path)
+    return found
+
+
 def versions(model_dir: Path) -> list[int]:
-    """The integer versions under a model's folder, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    """The versions under a model's folder, ascending."""
+    return sorted(version_folders(model_dir))
 
 
 def policy_versions(model_config, on_disk: list[int]) -> set[int]:
@@ -57,8 +92,8 @@ def latest_version(models_dir: Path, name: str) -> int:
 def version_dir(models_dir: Path, name: str, version: int | None = None) -> Path:
     """The folder of a version (default: the latest), checked to exist."""
     version = latest_version(models_dir, name) if version is None else version
-    path = models_dir / name / str(version)
-    if not path.is_dir():
+    path = version_folders(models_dir / name).get(version)
+    if path is None:
         raise ExportError(
             f"model '{name}' has no version {version}; its versions are: "
             f"{', '.join(map(str, versions(models_dir / name))) or 'none'}"
@@ -132,8 +167,9 @@ def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_R
     whose folder is gone are dropped; new models are added with TF Serving's defaults.
     Base paths are `<serving_root>/<name>`: where the TF Serving container sees them.
     `edit(entries_by_name)` may change entries before the file is written. A model with
-    version labels is served with a `specific` policy: its labelled versions and its
-    newest one, since TF Serving only resolves labels to loaded versions.
+    version labels is served with a `specific` policy: its labelled versions, the version
+    before each of them, and its newest one, since TF Serving resolves labels only to
+    loaded versions and moves a label only to a loaded version.
     """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
@@ -157,8 +193,12 @@ def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_R
             edit(entries)
         for name, entry in entries.items():
             if entry.version_labels:
-                newest = versions(models_dir / name)[-1]
-                wanted = sorted(set(entry.version_labels.values()) | {newest})
+                found = versions(models_dir / name)
+                labelled = set(entry.version_labels.values())
+                # The version before each labelled one stays loaded too: TF Serving moves a
+                # label only to a loaded version, so `zoo rollback` must find it loaded.
+                before = {max((v for v in found if v < label), default=label) for label in labelled}
+                wanted = sorted(labelled | before | {found[-1]})
                 entry.model_version_policy.specific.ClearField("versions")
                 entry.model_version_policy.specific.versions.extend(wanted)
         atomic_write_text(path, text_format.MessageToString(config))

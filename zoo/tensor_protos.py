@@ -46,20 +46,85 @@ def to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
     return tf.make_ndarray(proto)
 
 
-def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A TensorProto of an array; numbers as raw `tensor_content`, as TF Serving writes its
-    responses (Tensor::AsProtoTensorContent)."""
+def to_proto(array: np.ndarray, *, as_content: bool = True) -> tensor_pb2.TensorProto:
+    """A TensorProto of an array.
+
+    Args:
+        array: the values.
+        as_content: numbers as raw little-endian `tensor_content` (compact; what clients
+            send and what TF Serving answers with under
+            `--enable_serialization_as_tensor_content`), or, when False, as one typed value
+            per element (`float_val`, `int64_val`...: TF Serving's default answer,
+            Tensor::AsProtoField).
+    """
     enum = _ENUM_OF.get(array.dtype)
     if enum is None and array.dtype == object:
         values = array.ravel().tolist()
         if all(type(value) is bytes for value in values):
-            proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=values)
-            for size in array.shape:
-                proto.tensor_shape.dim.add(size=size)
-            return proto
+            return _with_shape(tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=values), array.shape)
+    if not as_content:
+        typed = _typed_field_proto(array)
+        if typed is not None:
+            return typed
     if enum is None or not _LITTLE_ENDIAN:
         return tf.make_tensor_proto(array)
     proto = tensor_pb2.TensorProto(dtype=enum, tensor_content=np.ascontiguousarray(array).tobytes())
-    for size in array.shape:
+    return _with_shape(proto, array.shape)
+
+
+# Typed value fields, written as their packed wire encoding and parsed in one call (a
+# float32 tensor of 4,096 values: 8 us, against 250 us for extend(list)). dtype ->
+# (TensorProto field number, encoding: fixed-width little-endian or varint).
+_TYPED_FIELDS = {
+    np.dtype(np.float32): (types_pb2.DT_FLOAT, 5, "<f4"),
+    np.dtype(np.float64): (types_pb2.DT_DOUBLE, 6, "<f8"),
+    np.dtype(np.int32): (types_pb2.DT_INT32, 7, "varint"),
+    np.dtype(np.int16): (types_pb2.DT_INT16, 7, "varint"),
+    np.dtype(np.int8): (types_pb2.DT_INT8, 7, "varint"),
+    np.dtype(np.uint8): (types_pb2.DT_UINT8, 7, "varint"),
+    np.dtype(np.uint16): (types_pb2.DT_UINT16, 7, "varint"),
+    np.dtype(np.int64): (types_pb2.DT_INT64, 10, "varint"),
+    np.dtype(np.bool_): (types_pb2.DT_BOOL, 11, "varint"),
+    np.dtype(np.uint32): (types_pb2.DT_UINT32, 16, "varint"),
+    np.dtype(np.uint64): (types_pb2.DT_UINT64, 17, "varint"),
+}
+
+
+def _typed_field_proto(array: np.ndarray) -> tensor_pb2.TensorProto | None:
+    known = _TYPED_FIELDS.get(array.dtype)
+    if known is None:
+        return None
+    enum, field, encoding = known
+    proto = _with_shape(tensor_pb2.TensorProto(dtype=enum), array.shape)
+    if array.size:
+        flat = np.ascontiguousarray(array).reshape(-1)
+        payload = flat.astype(encoding).tobytes() if encoding != "varint" else _varints(flat)
+        proto.MergeFromString(_varint_bytes(field << 3 | 2) + _varint_bytes(len(payload)) + payload)
+    return proto
+
+
+def _varints(values: np.ndarray) -> bytes:
+    """Protobuf varints of integers (negative ones as their 64-bit two's complement)."""
+    words = values.astype(np.int64).view(np.uint64) if values.dtype.kind != "u" else values.astype(np.uint64)
+    groups = (words[:, None] >> (np.arange(10, dtype=np.uint64) * np.uint64(7))) & np.uint64(0x7F)
+    used = groups != 0
+    lengths = np.where(used.any(axis=1), 10 - np.argmax(used[:, ::-1], axis=1), 1)
+    position = np.arange(10)[None, :]
+    groups |= np.where(position < lengths[:, None] - 1, np.uint64(0x80), np.uint64(0))
+    return groups.astype(np.uint8)[position < lengths[:, None]].tobytes()
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _with_shape(proto: tensor_pb2.TensorProto, shape) -> tensor_pb2.TensorProto:
+    proto.tensor_shape.SetInParent()  # a scalar's shape is present and empty, as TensorFlow writes it
+    for size in shape:
         proto.tensor_shape.dim.add(size=size)
     return proto

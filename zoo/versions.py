@@ -80,7 +80,7 @@ def version_rows(models_dir: Path, name: str) -> list[VersionRow]:
     rows = []
     for version in reversed(found):
         try:
-            card = model_card.read(models_dir / name / str(version))
+            card = model_card.read(repository.version_dir(models_dir, name, version))
         except ExportError:
             card = {}
         metrics = card.get("metrics", {})
@@ -104,7 +104,7 @@ def prune(models_dir: Path, name: str, keep: int) -> list[int]:
     for version in removable:
         # Renamed out of the integer namespace first, so a polling server never sees half a folder.
         doomed = models_dir / name / f".removing-{version}"
-        (models_dir / name / str(version)).rename(doomed)
+        repository.version_dir(models_dir, name, version).rename(doomed)
         shutil.rmtree(doomed)
     if removable:
         repository.write_serving_config(models_dir)

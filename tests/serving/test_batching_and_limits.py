@@ -111,20 +111,34 @@ def test_a_grpc_deadline_is_honoured(start):
         assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"]).tolist() == [1.0]
 
 
-def test_prometheus_metrics_count_requests_by_model_api_and_status(start):
+def test_prometheus_metrics_count_requests_as_tf_serving_does(start):
+    """TF Serving's metric names and labels: every request counted by model and status;
+    the latency of successful ones by model, API and entry point, in its buckets."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
     server = start(["half_plus_two"], metrics_path="/monitoring/prometheus/metrics")
     for _ in range(3):
         server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})
     server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": ["one"]})
     server.rest("GET", "/v1/models/half_plus_two")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
     status, text = server.rest("GET", "/monitoring/prometheus/metrics")
     assert status == 200
-    ok = ':tensorflow:serving:request_count{model_name="half_plus_two",API="predict",entrypoint="REST",status="OK"} 3'
-    bad = ':tensorflow:serving:request_count{model_name="half_plus_two",API="predict",entrypoint="REST",status="INVALID_ARGUMENT"} 1'
-    assert ok in text and bad in text
-    assert 'API="status",entrypoint="REST",status="OK"} 1' in text
-    assert ':tensorflow:serving:request_latency_count{model_name="half_plus_two",API="predict",entrypoint="REST"} 4' in text
-    assert '_bucket{model_name="half_plus_two",API="predict",entrypoint="REST",le="+Inf"} 4' in text
+    assert ':tensorflow:serving:request_count{model_name="half_plus_two",status="OK"} 5' in text  # 3 + status + gRPC
+    assert ':tensorflow:serving:request_count{model_name="half_plus_two",status="INVALID_ARGUMENT"} 1' in text
+    assert ':tensorflow:serving:request_latency_count{model_name="half_plus_two",API="predict",entrypoint="REST"} 3' in text
+    assert ':tensorflow:serving:request_latency_count{model_name="half_plus_two",API="Predict",entrypoint="GRPC"} 1' in text
+    # monitoring::Buckets::Exponential(10, 1.8, 33): the first bound is 10 us, the next 18.
+    assert '_bucket{model_name="half_plus_two",API="predict",entrypoint="REST",le="10"} ' in text
+    assert '_bucket{model_name="half_plus_two",API="predict",entrypoint="REST",le="18"} ' in text
+    assert '_bucket{model_name="half_plus_two",API="predict",entrypoint="REST",le="+Inf"} 3' in text
 
 
 def test_metrics_are_not_served_unless_enabled(start):

@@ -178,21 +178,24 @@ def test_classify_with_context_and_examples_over_rest_and_grpc(server, predictio
     assert classes.classes[1].score == pytest.approx(float(probability[0, 0]), rel=1e-5)
 
 
-def test_grpc_multi_inference_runs_each_task_on_the_same_examples(prediction_stub):
+def test_grpc_multi_inference_runs_a_task_and_refuses_a_signature_twice(prediction_stub):
+    import grpc
     from tensorflow_serving.apis import inference_pb2
 
     request = inference_pb2.MultiInferenceRequest()
-    for _ in range(2):
-        task = request.tasks.add(method_name="tensorflow/serving/regress")
-        task.model_spec.name = "half_plus_two"
-        task.model_spec.signature_name = "regression"
+    task = request.tasks.add(method_name="tensorflow/serving/regress")
+    task.model_spec.name = "half_plus_two"
+    task.model_spec.signature_name = "regression"
     for x in (1.0, 3.0):
         request.input.example_list.examples.add().features.feature["x"].float_list.value.append(x)
-    response = prediction_stub.MultiInference(request, timeout=30)
-    assert len(response.results) == 2
-    for result in response.results:
-        assert [r.value for r in result.regression_result.regressions] == [2.5, 3.5]
-        assert result.model_spec.version.value == 1
+    (result,) = prediction_stub.MultiInference(request, timeout=30).results
+    assert [r.value for r in result.regression_result.regressions] == [2.5, 3.5]
+    assert result.model_spec.version.value == 1 and result.model_spec.signature_name == "regression"
+    request.tasks.add().CopyFrom(task)
+    with pytest.raises(grpc.RpcError) as error:  # multi_inference.cc: one evaluation a signature
+        prediction_stub.MultiInference(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details() == "Duplicate evaluation of signature: regression"
 
 
 def test_nan_and_infinity_go_in_and_come_out_as_tf_serving_writes_them(server):

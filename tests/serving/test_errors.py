@@ -57,7 +57,7 @@ REST_CASES = [
      {"signature_name": "sideways", "instances": [1.0]}, 400, 'Serving signature name: "sideways" not found'),
     ("classify on a predict signature", "POST", "/v1/models/binary-classifier:classify",
      {"examples": [{"temperature": 200.0, "duration": 13.0}]}, 400,
-     "Expected classification signature method_name to be tensorflow/serving/classify"),
+     'Expected one input Tensor. (this model takes tf.Examples through signature "classification")'),
     ("classify without examples", "POST", "/v1/models/binary-classifier:classify",
      {"signature_name": "classification"}, 400, "key 'examples' is expected"),
     ("a feature of two kinds", "POST", "/v1/models/binary-classifier:classify",
@@ -112,8 +112,8 @@ GRPC_CASES = [
      grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {z}"),
     ("wrong dtype", _predict_request("half_plus_two", x=np.array(["one"])), grpc.StatusCode.INVALID_ARGUMENT,
      "input 'x': expects float but string is provided"),
-    ("wrong shape", _predict_request("half_plus_two", x=np.ones((2, 2), np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-     "input 'x': has shape [2,2] but the signature expects [-1]"),
+    ("a shape the graph refuses", _predict_request("digits-mlp", image=np.ones((1, 2), np.float32)),
+     grpc.StatusCode.INVALID_ARGUMENT, "(input 'image': has shape [1,2] but the signature expects [-1,8,8]"),
 ]
 
 

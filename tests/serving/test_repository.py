@@ -114,16 +114,27 @@ def test_a_version_that_fails_to_load_is_reported_and_the_previous_keeps_serving
 def test_version_policies_and_labels(start, tmp_path):
     for version, offset in ((1, 2.0), (2, 3.0), (3, 4.0)):
         write_half_plus(_versions(tmp_path) / str(version), offset)
-    policy = 'model_version_policy { specific { versions: 1 versions: 3 } } version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 3 }'
     config = model_server_config_pb2.ModelServerConfig()
     entry = config.model_config_list.config.add(name="half_plus_two", base_path=str(_versions(tmp_path)), model_platform="tensorflow")
-    text_format.Parse(policy, entry)
+    text_format.Parse("model_version_policy { specific { versions: 1 versions: 3 } }", entry)
     (tmp_path / "models").mkdir(exist_ok=True)
     server = start(names=())
     channel = grpc.insecure_channel(server.grpc_address)
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+    reload = lambda: stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+    reload()
     assert _states(server) == {1: "AVAILABLE", 3: "AVAILABLE"}
+    # As TF Serving's ServerCore: a label may only point at a version that is loaded.
+    entry.version_labels["stable"] = 2
+    with pytest.raises(grpc.RpcError) as error:
+        reload()
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.value.details() == ("Request to assign label to version 2 of model half_plus_two, "
+                                     "which is not currently available for inference")
+    assert server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict", {"instances": [2.0]})[0] == 400
+    entry.version_labels["stable"] = 1
+    entry.version_labels["canary"] = 3
+    reload()
     predict = lambda path: server.rest("POST", f"/v1/models/half_plus_two{path}:predict", {"instances": [2.0]})[1]
     assert predict("") == {"predictions": [5.0]}  # the latest available version: 3
     assert predict("/labels/stable") == {"predictions": [3.0]}
@@ -139,6 +150,40 @@ def test_version_policies_and_labels(start, tmp_path):
     assert response.model_spec.version.value == 1
     assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0]
     channel.close()
+
+
+def test_labels_for_unavailable_versions_need_tf_servings_flag(start, tmp_path):
+    """--allow_version_labels_for_unavailable_models: a new label may name a version that is
+    not loaded (a config with labels can then be served from the start); an existing label
+    still moves only to a loaded version."""
+    from zoo.server.errors import ServingError
+    from zoo.server.manager import LoadOptions
+
+    for version in (1, 2):
+        write_half_plus(_versions(tmp_path) / str(version), float(version))
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name="half_plus_two", base_path=str(_versions(tmp_path)),
+                                                model_platform="tensorflow")
+    entry.version_labels["stable"] = 1
+    from zoo.server.app import ZooServer
+
+    with pytest.raises(ServingError, match="Request to assign label to version 1 of model half_plus_two"):
+        ZooServer(config, grpc_port=0, rest_port=None, poll_seconds=0)  # TF Serving refuses it at start too
+    server = start(names=(), load_options=LoadOptions(allow_unavailable_labels=True))
+    manager = server.embedded.manager
+    text_format.Parse("model_version_policy { all {} }", entry)
+    manager.reload(config)
+    assert server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict", {"instances": [2.0]}) == (
+        200, {"predictions": [2.0]})
+    entry.model_version_policy.specific.versions.append(2)  # version 1 is unloaded
+    manager.reload(config)
+    entry.version_labels["stable"] = 2
+    manager.reload(config)
+    entry.version_labels["stable"] = 1  # moving the label back to version 1 is refused, flag or not
+    with pytest.raises(ServingError, match="version 1 of model half_plus_two, which is not currently available"):
+        manager.reload(config)
+    assert server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict", {"instances": [2.0]}) == (
+        200, {"predictions": [3.0]})
 
 
 def test_latest_n_and_all_policies(start, tmp_path):
@@ -186,7 +231,7 @@ def test_a_removed_newest_version_rolls_back_to_the_one_before(start, tmp_path):
                      == {"predictions": [3.0]})
 
 
-def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path):
+def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path, caplog):
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     write_half_plus(_versions(tmp_path) / "2", 3.0)
     config_file = tmp_path / "models" / "models.config"
@@ -197,6 +242,17 @@ def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path):
     config = load_model_config_file(config_file)
     entry = config.model_config_list.config[0]
     entry.model_version_policy.all.SetInParent()
+    entry.version_labels["stable"] = 1
+    # Version 1 is not loaded yet: TF Serving refuses the label, and so the whole file; the
+    # old config keeps serving, and the file is tried again at later polls.
+    config_file.write_text(text_format.MessageToString(config))
+    assert _wait_for(lambda: "not currently available for inference" in caplog.text)
+    time.sleep(0.5)
+    assert caplog.text.count("not currently available for inference") == 1  # said once, not every poll
+    assert _states(server) == {2: "AVAILABLE"}
+    del entry.version_labels["stable"]
+    config_file.write_text(text_format.MessageToString(config))
+    assert _wait_for(lambda: _states(server) == {2: "AVAILABLE", 1: "AVAILABLE"})
     entry.version_labels["stable"] = 1
     config_file.write_text(text_format.MessageToString(config))
     assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict",
@@ -226,7 +282,7 @@ def test_loaded_versions_are_frozen_out_of_the_collectors_walks_and_freed_when_d
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     manager = ModelManager(single_model_config("half_plus_two", str(_versions(tmp_path))), poll_seconds=0)
     manager.start()
-    loaded = manager.resolve("half_plus_two").loaded
+    loaded = manager.resolve("half_plus_two")
     assert gc.get_freeze_count() > 0
     assert not any(tracked is loaded for tracked in gc.get_objects())  # frozen: not in any generation
     dropped = weakref.ref(loaded)

@@ -9,6 +9,7 @@ gRPC on --port (8500) and REST on --rest_api_port (8501; 0 disables REST), bound
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -18,9 +19,10 @@ from zoo.errors import ConfigError
 from zoo.server import config as server_config
 from zoo.server.batching import Batcher
 from zoo.server.core import ServingCore
-from zoo.server.grpc_api import start_grpc_server
-from zoo.server.manager import ModelManager
+from zoo.server.errors import ServingError
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
+from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server
+from zoo.server.manager import LoadOptions, ModelManager
 from zoo.server.rest import RestServer
 
 log = logging.getLogger("zoo.server")
@@ -33,7 +35,7 @@ class ZooServer:
         config: the ModelServerConfig to serve.
         config_dir: the config file's folder (for container base paths), if from a file.
         host: the address to bind.
-        grpc_port: 0 for any free port.
+        grpc_port: 0 for any free port; None for no TCP gRPC port (a socket path only).
         rest_port: 0 for any free port; None for no REST API.
         poll_seconds: --file_system_poll_wait_seconds.
         batching: BatchingParameters, or None for no batching.
@@ -41,19 +43,26 @@ class ZooServer:
         rest_timeout_ms: --rest_api_timeout_in_ms (0: none).
         max_body_bytes: the largest REST body accepted.
         config_file: re-read every `config_poll_seconds` when that is > 0.
+        load_options: how versions are loaded (tags, threads, warm-up, labels, method names).
+        grpc_options: the gRPC flags (socket path, channel arguments, threads, tensor content);
+            its host and port are taken from `host` and `grpc_port`.
+        cors: --rest_api_enable_cors_support.
     """
 
     def __init__(self, config, *, config_dir: Path | None = None, host: str = "127.0.0.1",
-                 grpc_port: int = 8500, rest_port: int | None = 8501, poll_seconds: float = 1.0,
+                 grpc_port: int | None = 8500, rest_port: int | None = 8501, poll_seconds: float = 1.0,
                  batching=None, metrics_path: str | None = None, rest_timeout_ms: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, config_file: Path | None = None,
-                 config_poll_seconds: float = 0.0):
-        self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds)
+                 config_poll_seconds: float = 0.0, load_options: LoadOptions | None = None,
+                 grpc_options: GrpcOptions | None = None, cors: bool = False):
+        self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds,
+                                    options=load_options)
         self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
         self.host = host
-        self._grpc_port, self._rest_port = grpc_port, rest_port
+        self._grpc_options = dataclasses.replace(grpc_options or GrpcOptions(), host=host, port=grpc_port)
+        self._rest_port = rest_port
         self._rest_options = {"timeout_ms": rest_timeout_ms, "max_body_bytes": max_body_bytes,
-                              "metrics_path": metrics_path}
+                              "metrics_path": metrics_path, "cors": cors}
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds
         self._stopping = threading.Event()
         self.grpc_server = self.rest_server = None
@@ -61,7 +70,7 @@ class ZooServer:
 
     def start(self) -> ZooServer:
         self.manager.start()
-        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self.host, self._grpc_port)
+        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options)
         if self._rest_port is not None:
             self.rest_server = RestServer(self.core, self.host, self._rest_port, **self._rest_options)
             self.rest_server.start()
@@ -79,20 +88,37 @@ class ZooServer:
         self.core.close()
 
     def _watch_config(self) -> None:
-        last = self._config_file.read_text(encoding="utf-8")
+        """Re-read the config file (--model_config_file_poll_wait_seconds). A refused config
+        is tried again at the next poll, since what refused it (a label on a version that
+        was still loading) may have changed; the config before it serves meanwhile."""
+        applied = self._config_file.read_text(encoding="utf-8")
+        failed = None
         while not self._stopping.wait(self._config_poll_seconds):
             try:
                 text = self._config_file.read_text(encoding="utf-8")
-                if text != last:
-                    self.manager.reload(server_config.load_model_config_file(self._config_file))
-                    log.info("reloaded %s", self._config_file)
-                    last = text
-            except (OSError, ConfigError) as error:
-                log.error("not reloading %s: %s", self._config_file, error)
+                if text == applied:
+                    continue
+                self.manager.reload(server_config.load_model_config_file(self._config_file))
+                log.info("reloaded %s", self._config_file)
+                applied, failed = text, None
+            except (OSError, ConfigError, ServingError) as error:
+                message = getattr(error, "message", None) or str(error)
+                if message != failed:  # once per new failure, not once a poll
+                    log.error("not reloading %s: %s", self._config_file, message)
+                    failed = message
+
+
+def session_config(intra_op: int, inter_op: int):
+    """The ConfigProto every version's session runs with (TF Serving's
+    --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism; 0: TensorFlow picks)."""
+    from tensorflow.core.protobuf import config_pb2
+
+    return config_pb2.ConfigProto(intra_op_parallelism_threads=intra_op, inter_op_parallelism_threads=inter_op)
 
 
 def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
-    """TensorFlow's thread pools; only possible before TensorFlow runs its first op."""
+    """TensorFlow's eager thread pools (warm-up parsing, tf.data); only possible before
+    TensorFlow runs its first op. The sessions that serve take `session_config`."""
     import tensorflow as tf
 
     try:
@@ -113,6 +139,8 @@ def server_from_args(args) -> ZooServer:
         config_dir = None
     else:
         raise ConfigError("nothing to serve: give --model_config_file, or --model_name and --model_base_path")
+    if not args.port and not args.grpc_socket_path:
+        raise ConfigError("At least one of --port or --grpc_socket_path must be set.")
     batching = None
     if args.enable_batching:
         batching = server_config.load_batching_parameters(args.batching_parameters_file)
@@ -121,25 +149,43 @@ def server_from_args(args) -> ZooServer:
     monitoring = server_config.load_monitoring_config(args.monitoring_config_file)
     prometheus = monitoring.prometheus_config
     metrics_path = (prometheus.path or "/monitoring/prometheus/metrics") if prometheus.enable else None
+    load_options = LoadOptions(
+        tags=tuple(tag.strip() for tag in args.saved_model_tags.split(",") if tag.strip()),
+        session_config=session_config(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism),
+        check_method_names=args.enable_signature_method_name_check,
+        warmup=args.enable_model_warmup,
+        warmup_iterations=args.num_request_iterations_for_warmup,
+        allow_unavailable_labels=args.allow_version_labels_for_unavailable_models,
+    )
+    grpc_options = GrpcOptions(
+        socket_path=args.grpc_socket_path, channel_arguments=args.grpc_channel_arguments,
+        max_threads=args.grpc_max_threads, tensor_content=args.enable_serialization_as_tensor_content,
+    )
+    parse_channel_arguments(args.grpc_channel_arguments)  # a malformed list fails before anything loads
     return ZooServer(
-        config, config_dir=config_dir, host=args.bind_address, grpc_port=args.port,
+        config, config_dir=config_dir, host=args.bind_address, grpc_port=args.port or None,
         rest_port=args.rest_api_port or None, poll_seconds=args.file_system_poll_wait_seconds,
         batching=batching, metrics_path=metrics_path, rest_timeout_ms=args.rest_api_timeout_in_ms,
         max_body_bytes=args.rest_api_max_body_bytes, config_file=args.model_config_file,
-        config_poll_seconds=args.model_config_file_poll_wait_seconds,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds, load_options=load_options,
+        grpc_options=grpc_options, cors=args.rest_api_enable_cors_support,
     )
 
 
 def serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
-    server = server_from_args(args).start()
+    try:
+        server = server_from_args(args).start()
+    except ServingError as error:  # a config TF Serving would refuse at start, in its words
+        raise ConfigError(error.message) from None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    grpc_where = [f"{server.host}:{server.grpc_port}"] if server.grpc_port else []
+    grpc_where += [f"unix:{args.grpc_socket_path}"] if args.grpc_socket_path else []
     rest = f"REST on http://{server.host}:{server.rest_port}" if server.rest_port else "REST disabled"
-    log.info("serving %s: gRPC on %s:%d, %s", ", ".join(server.manager.model_names()),
-             server.host, server.grpc_port, rest)
+    log.info("serving %s: gRPC on %s, %s", ", ".join(server.manager.model_names()), " and ".join(grpc_where), rest)
     stop.wait()
     log.info("shutting down")
     server.stop()

@@ -1,11 +1,15 @@
-"""Dynamic batching: many small concurrent requests become a few large model calls.
+"""Dynamic batching: many small concurrent Predict requests become a few large model calls.
 
 TF Serving's parameters, with its meaning: a batch runs when it holds `max_batch_size` rows
-or when its oldest request has waited `batch_timeout_micros`; `num_batch_threads` batches
-run at once; at most `max_enqueued_batches` batches wait, and a request beyond that is
-refused with UNAVAILABLE at once instead of hanging. Requests are only batched with
-requests for the same version, signature, output filter and per-row input shapes.
-A request larger than `max_batch_size` runs on its own (TF Serving would split it).
+(`max_execution_batch_size` under `enable_large_batch_splitting`) or when its oldest
+request has waited `batch_timeout_micros`; `num_batch_threads` batches run at once; at most
+`max_enqueued_batches` batches wait, and a request beyond that is refused with UNAVAILABLE
+at once instead of hanging. Requests are only batched with requests for the same version,
+signature, output filter and per-row input shapes. As TF Serving's batching session, a
+request must have inputs with one common 0th dimension, and one larger than
+`max_batch_size` is refused; under `enable_large_batch_splitting` one larger than
+`max_execution_batch_size` runs on its own (TF Serving splits it into several batches:
+the same answers). Classify, Regress and MultiInference are not batched here.
 """
 
 from __future__ import annotations
@@ -18,16 +22,14 @@ import time
 
 import numpy as np
 
-from zoo.server.errors import Code, ServingError
-from zoo.server.servable import Servable, Signature
+from zoo.server.errors import Code, ServingError, invalid_argument
+from zoo.server.servable import Prediction, Servable
 
 
 @dataclasses.dataclass(eq=False)
 class _Task:
     servable: Servable
-    signature: Signature
-    inputs: dict[str, np.ndarray]
-    output_filter: tuple[str, ...]
+    prediction: Prediction
     rows: int
     enqueued: float
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -37,10 +39,21 @@ class _Task:
 
 
 class Batcher:
+    """Joins concurrent Predict requests into shared model calls, on its own threads.
+
+    Args:
+        parameters: BatchingParameters, with defaults filled in (config.load_batching_parameters).
+    """
+
     def __init__(self, parameters):
-        self.max_batch_size = int(parameters.max_batch_size.value)
+        self.max_batch_size = int(parameters.max_batch_size.value)  # the largest request taken
+        splitting = parameters.HasField("enable_large_batch_splitting") and parameters.enable_large_batch_splitting.value
+        self.execution_size = (
+            int(parameters.max_execution_batch_size.value)
+            if splitting and parameters.HasField("max_execution_batch_size") else self.max_batch_size
+        )
         self.timeout = parameters.batch_timeout_micros.value / 1e6
-        self.max_enqueued_rows = int(parameters.max_enqueued_batches.value) * self.max_batch_size
+        self.max_enqueued_rows = int(parameters.max_enqueued_batches.value) * self.execution_size
         self._queues: dict[tuple, collections.deque[_Task]] = {}
         self._queued_rows = 0
         self._cond = threading.Condition()
@@ -59,21 +72,22 @@ class Batcher:
             self._stopping = True
             self._cond.notify_all()
 
-    def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray],
-            output_filter=(), timeout: float | None = None) -> dict[str, np.ndarray]:
+    def run(self, servable: Servable, prediction: Prediction, timeout: float | None = None) -> dict[str, np.ndarray]:
         """Run a prepared request in a batch; blocks until its part of the batch is back."""
-        rows = _rows(inputs)
-        if rows is None or rows > self.max_batch_size:
-            return servable.execute(signature, inputs, output_filter)
-        task = _Task(servable, signature, inputs, tuple(output_filter), rows, time.monotonic())
-        key = (id(servable), signature.name, task.output_filter,
-               tuple(sorted((k, v.shape[1:], v.dtype.kind) for k, v in inputs.items())))
+        rows = batch_size(prediction.inputs)
+        if rows > self.max_batch_size:
+            raise invalid_argument(f"Task size {rows} is larger than maximum input batch size {self.max_batch_size}")
+        if rows > self.execution_size:
+            return servable.run(prediction)
+        task = _Task(servable, prediction, rows, time.monotonic())
+        key = (id(servable), prediction.signature.name, prediction.output_aliases,
+               tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in prediction.inputs.items())))
         with self._cond:
             if self._queued_rows + rows > self.max_enqueued_rows:
                 raise ServingError(
                     Code.UNAVAILABLE,
                     "The batch scheduling queue to which this task was submitted is full "
-                    f"({math.ceil(self._queued_rows / self.max_batch_size)} batches waiting); "
+                    f"({math.ceil(self._queued_rows / self.execution_size)} batches waiting); "
                     "retry later",
                 )
             self._queues.setdefault(key, collections.deque()).append(task)
@@ -102,10 +116,10 @@ class Batcher:
         now = time.monotonic()
         for key, queue in self._queues.items():
             queued = sum(task.rows for task in queue)
-            if queued < self.max_batch_size and now - queue[0].enqueued < self.timeout:
+            if queued < self.execution_size and now - queue[0].enqueued < self.timeout:
                 continue
             batch, size = [], 0
-            while queue and size + queue[0].rows <= self.max_batch_size:
+            while queue and size + queue[0].rows <= self.execution_size:
                 task = queue.popleft()
                 batch.append(task)
                 size += task.rows
@@ -131,11 +145,11 @@ class Batcher:
         first = batch[0]
         try:
             if len(batch) == 1:
-                outputs = first.servable.execute(first.signature, first.inputs, first.output_filter)
-                parts = [outputs]
+                parts = [first.servable.run(first.prediction)]
             else:
-                joined = {k: np.concatenate([task.inputs[k] for task in batch]) for k in first.inputs}
-                outputs = first.servable.execute(first.signature, joined, first.output_filter)
+                joined = {k: np.concatenate([task.prediction.inputs[k] for task in batch])
+                          for k in first.prediction.inputs}
+                outputs = first.servable.run(dataclasses.replace(first.prediction, inputs=joined))
                 parts = _split(outputs, [task.rows for task in batch])
         except Exception as error:  # noqa: BLE001  (every waiting request gets the error)
             for task in batch:
@@ -147,9 +161,16 @@ class Batcher:
             task.done.set()
 
 
-def _rows(inputs: dict[str, np.ndarray]) -> int | None:
-    sizes = {array.shape[0] for array in inputs.values() if array.ndim}
-    return sizes.pop() if len(sizes) == 1 else None
+def batch_size(inputs: dict[str, np.ndarray]) -> int:
+    """The request's rows: its inputs' common 0th dimension (ComputeTensorBatchSize)."""
+    if not inputs:
+        raise invalid_argument("Batching Run() must have at least one input tensor")
+    if any(array.ndim == 0 for array in inputs.values()):
+        raise invalid_argument("Batching Run() input tensors must have at least one dimension")
+    sizes = {array.shape[0] for array in inputs.values()}
+    if len(sizes) > 1:
+        raise invalid_argument("Batching Run() input tensors must have equal 0th-dimension size")
+    return sizes.pop()
 
 
 def _split(outputs: dict[str, np.ndarray], rows: list[int]) -> list[dict[str, np.ndarray]]:

@@ -35,7 +35,8 @@ def parse_text_proto(path: Path, message):
     try:
         return text_format.Parse(text, message)
     except text_format.ParseError as error:
-        raise ConfigError(f"{path} is not a valid {message.DESCRIPTOR.name}: {error}") from None
+        # TF Serving's words (protobuf's TextFormat error collector), then the file.
+        raise ConfigError(f"Error parsing text-format {message.DESCRIPTOR.full_name}: {error} ({path})") from None
 
 
 def load_model_config_file(path: Path) -> model_server_config_pb2.ModelServerConfig:
@@ -82,6 +83,10 @@ def load_batching_parameters(path: Path | None):
             getattr(parameters, field).value = value
     if parameters.max_batch_size.value < 1 or parameters.num_batch_threads.value < 1:
         raise ConfigError(f"{path}: max_batch_size and num_batch_threads must be >= 1")
+    if parameters.HasField("max_execution_batch_size") and not (
+        1 <= parameters.max_execution_batch_size.value <= parameters.max_batch_size.value
+    ):
+        raise ConfigError(f"{path}: max_execution_batch_size must be between 1 and max_batch_size")
     return parameters
 
 

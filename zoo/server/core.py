@@ -2,7 +2,9 @@
 
 A front end decodes its wire format into numpy arrays or protos, calls one method here, and
 encodes what comes back; every rule about models, versions, signatures, batching, timeouts
-and metrics lives here once.
+and metrics lives here once. Each method follows the TF Serving function of the same job
+(predict_impl.cc, classification_service.cc, regression_service.cc, multi_inference_helper.cc,
+get_model_status_impl.cc, get_model_metadata_impl.cc), including the order of its checks.
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ import time
 
 import numpy as np
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
     input_pb2,
     model_pb2,
-    regression_pb2,
 )
 
+from zoo.server import example_apis
 from zoo.server.batching import Batcher
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.manager import ModelManager
 from zoo.server.metrics import Metrics
-from zoo.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
+from zoo.server.servable import DEFAULT_SIGNATURE, Servable, Signature
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -49,14 +52,24 @@ class Target:
             signature_name=spec.signature_name,
         )
 
-    def spec(self, servable: Servable, signature_name: str) -> model_pb2.ModelSpec:
-        """The ModelSpec a response carries: the version that actually served."""
-        spec = model_pb2.ModelSpec(name=self.name, signature_name=signature_name)
+    def spec(self, servable: Servable) -> model_pb2.ModelSpec:
+        """The ModelSpec a response carries (MakeModelSpec): the request's model name, the
+        signature that ran, the version that served."""
+        spec = model_pb2.ModelSpec(name=self.name, signature_name=self.signature_name or DEFAULT_SIGNATURE)
         spec.version.value = servable.version
         return spec
 
 
 class ServingCore:
+    """Predict, Classify, Regress, MultiInference, status and metadata over a ModelManager.
+
+    Args:
+        manager: the loaded versions.
+        batcher: dynamic batching for Predict, or None.
+        metrics: where requests are counted.
+        workers: threads for REST requests that have a deadline.
+    """
+
     def __init__(self, manager: ModelManager, *, batcher: Batcher | None = None,
                  metrics: Metrics | None = None, workers: int = 16):
         self.manager = manager
@@ -72,8 +85,9 @@ class ServingCore:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
-    def observe(self, target_name: str, api: str, entrypoint: str):
-        """Count and time a request for the metrics, under the status it ends with."""
+    def observe(self, model_name: str, api: str | None, entrypoint: str):
+        """Count a request under the status it ends with, and time it if it succeeds
+        (RecordModelRequestCount / RecordRequestLatency). `api=None`: counted only."""
         started = time.perf_counter()
         status = "OK"
         try:
@@ -85,20 +99,27 @@ class ServingCore:
             status = "INTERNAL"
             raise
         finally:
-            self.metrics.observe(target_name, api, entrypoint, status, time.perf_counter() - started)
+            self.metrics.count(model_name, status)
+            if status == "OK" and api is not None:
+                self.metrics.latency(model_name, api, entrypoint, time.perf_counter() - started)
+
+    def resolve(self, target: Target) -> Servable:
+        """The version a request resolves to (ServerCore::GetServableHandle)."""
+        if not target.name:
+            raise invalid_argument("ModelSpec has no name specified.")
+        return self.manager.resolve(target.name, target.version, target.label)
 
     # -- Predict ---------------------------------------------------------------------------
 
-    def signature(self, target: Target) -> tuple[Servable, Signature]:
-        """The servable and signature a request resolves to (REST needs the input dtypes
-        before it can decode the JSON)."""
-        servable = self.manager.resolve(target.name, target.version, target.label)
-        return servable, servable.signature(target.signature_name)
+    def input_signature(self, target: Target) -> tuple[Servable, Signature]:
+        """The servable and signature a REST body is decoded against (its input dtypes)."""
+        servable = self.resolve(target)
+        return servable, servable.input_signature(target.signature_name)
 
     def predict(self, target: Target, inputs: dict[str, np.ndarray], output_filter=(),
                 timeout: float | None = None, servable: Servable | None = None,
                 answer_at_deadline: bool = True):
-        """Returns (servable, signature, outputs).
+        """Returns (servable, signature, outputs by alias).
 
         `timeout` is the request's deadline in seconds. With `answer_at_deadline` the model
         runs on a worker thread so that DEADLINE_EXCEEDED goes out on time even while it
@@ -106,15 +127,15 @@ class ServingCore:
         deadline by itself, and the hand-off would cost every request two thread switches.
         Batched requests wait for their batch at most `timeout` either way.
         """
-        servable = servable or self.manager.resolve(target.name, target.version, target.label)
-        signature = servable.prepare(target.signature_name, inputs, output_filter)
+        servable = servable or self.resolve(target)
+        prediction = servable.prepare(target.signature_name, inputs, output_filter)
         if self.batcher is not None:
-            outputs = self.batcher.run(servable, signature, inputs, output_filter, timeout)
+            outputs = self.batcher.run(servable, prediction, timeout)
         elif answer_at_deadline:
-            outputs = self._with_deadline(servable.execute, timeout, signature, inputs, output_filter)
+            outputs = self._with_deadline(servable.run, timeout, prediction)
         else:
-            outputs = servable.execute(signature, inputs, output_filter)
-        return servable, signature, outputs
+            outputs = servable.run(prediction)
+        return servable, prediction.signature, outputs
 
     def _with_deadline(self, function, timeout: float | None, *args):
         if timeout is None:
@@ -125,86 +146,47 @@ class ServingCore:
         except concurrent.futures.TimeoutError:
             raise ServingError(Code.DEADLINE_EXCEEDED, f"Deadline exceeded after {timeout:.3f}s") from None
 
-    # -- Classify / Regress ----------------------------------------------------------------
+    # -- Classify / Regress / MultiInference -----------------------------------------------
 
     def classify(self, target: Target, model_input: input_pb2.Input, timeout: float | None = None):
-        servable, signature, outputs = self._run_examples(target, model_input, CLASSIFY_METHOD, timeout)
-        result = classification_pb2.ClassificationResult()
-        scores = outputs.get("scores")
-        classes = outputs.get("classes")
-        shaped = scores if scores is not None else classes
-        if shaped is None:
-            raise invalid_argument(f"classification signature '{signature.name}' has neither 'classes' nor 'scores'")
-        rows, width = shaped.shape[:2]
-        for row in range(rows):
-            classification = result.classifications.add()
-            for column in range(width):
-                item = classification.classes.add()
-                if classes is not None:
-                    item.label = _text(classes[row, column])
-                if scores is not None:
-                    item.score = float(scores[row, column])
-        return target.spec(servable, signature.name), result
+        """Returns (the response's ModelSpec, the ClassificationResult)."""
+        servable = self.resolve(target)
+        signature = example_apis.classification_signature(servable, target.signature_name)
+        result = self._with_deadline(example_apis.classify, timeout, servable, signature, model_input)
+        return target.spec(servable), result
 
     def regress(self, target: Target, model_input: input_pb2.Input, timeout: float | None = None):
-        servable, signature, outputs = self._run_examples(target, model_input, REGRESS_METHOD, timeout)
-        if "outputs" not in outputs:
-            raise invalid_argument(f"regression signature '{signature.name}' has no 'outputs' tensor")
-        values = np.asarray(outputs["outputs"]).reshape(-1)
-        result = regression_pb2.RegressionResult()
-        for value in values:
-            result.regressions.add(value=float(value))
-        return target.spec(servable, signature.name), result
+        """Returns (the response's ModelSpec, the RegressionResult)."""
+        servable = self.resolve(target)
+        signature = example_apis.regression_signature(servable, target.signature_name)
+        result = self._with_deadline(example_apis.regress, timeout, servable, signature, model_input)
+        return target.spec(servable), result
 
-    def _run_examples(self, target: Target, model_input: input_pb2.Input, method: str, timeout):
-        servable = self.manager.resolve(target.name, target.version, target.label)
-        serialized = serialize_examples(model_input)
-        signature, outputs = self._with_deadline(
-            servable.run_examples, timeout, target.signature_name, method, serialized
-        )
-        return servable, signature, outputs
+    def multi_inference(self, request: inference_pb2.MultiInferenceRequest, timeout: float | None = None):
+        """The MultiInferenceResponse; the version is the first task's (as TF Serving)."""
+        first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+        servable = self.resolve(Target.from_spec(first))
+        return self._with_deadline(example_apis.multi_inference, timeout, servable, request)
 
     # -- Status and metadata ---------------------------------------------------------------
 
-    def status(self, target: Target):
-        return self.manager.status(target.name, target.version, target.label)
+    def status(self, target: Target) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatus: a version's state, or every version's. A label is not looked at
+        (TF Serving's GetModelStatus reads only the name and the version)."""
+        return self.manager.status(target.name, target.version)
 
     def metadata(self, target: Target, fields=(SIGNATURE_DEF_FIELD,)):
+        if not fields:
+            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in fields:
             if field != SIGNATURE_DEF_FIELD:
                 raise invalid_argument(f"Metadata field {field} is not supported")
-        if not fields:
-            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
-        servable = self.manager.resolve(target.name, target.version, target.label)
+        servable = self.resolve(target)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = target.name
+        response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
         signatures = get_model_metadata_pb2.SignatureDefMap()
         for key, definition in servable.meta_graph.signature_def.items():
             signatures.signature_def[key].CopyFrom(definition)
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signatures)
         return response
-
-
-def serialize_examples(model_input: input_pb2.Input) -> list[bytes]:
-    """The serialized tf.Examples of a Classify/Regress input, context merged into each.
-
-    Concatenating two serialized protos merges them, with the later one winning for a
-    feature both set: the same trick TF Serving uses to apply `context`.
-    """
-    kind = model_input.WhichOneof("kind")
-    if kind == "example_list":
-        examples, context = model_input.example_list.examples, b""
-    elif kind == "example_list_with_context":
-        examples = model_input.example_list_with_context.examples
-        context = model_input.example_list_with_context.context.SerializeToString()
-    else:
-        raise invalid_argument("Input is empty: it needs example_list or example_list_with_context")
-    if not examples:
-        raise invalid_argument("Input is empty: no examples")
-    return [context + example.SerializeToString() for example in examples]
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-

@@ -15,21 +15,46 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 INTER_OP_THREADS = 1
 
 
+# TF Serving defaults this to four threads a core. Here a request waiting for its batch holds
+# a thread, so with 8 threads on 2 cores no batch could hold more than 8 requests.
+GRPC_MAX_THREADS = 32
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """TF Serving's flag names (both --flag=value and --flag value work)."""
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    flag = {"type": _flag_bool, "nargs": "?", "const": True}
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500; 0 disables it)")
+    parser.add_argument("--grpc_socket_path", default="",
+                        help="also (or only) serve gRPC on this Unix socket")
+    parser.add_argument("--grpc_channel_arguments", default="",
+                        help="gRPC server arguments, e.g. grpc.max_connection_age_ms=2000,grpc.keepalive_time_ms=10000")
+    parser.add_argument("--grpc_max_threads", type=int, default=GRPC_MAX_THREADS,
+                        help=f"threads serving gRPC calls (zoo default {GRPC_MAX_THREADS}; TF Serving: 4 a core)")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default 8501; 0 disables REST)")
     parser.add_argument("--model_config_file", type=Path, help="a ModelServerConfig text file")
     parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0,
                         help="re-read the config file this often (0: never)")
     parser.add_argument("--model_name", default="default", help="with --model_base_path: one model")
     parser.add_argument("--model_base_path", help="the folder holding one model's versions")
-    parser.add_argument("--enable_batching", type=_flag_bool, nargs="?", const=True, default=False)
+    parser.add_argument("--enable_batching", default=False, **flag)
     parser.add_argument("--batching_parameters_file", type=Path, help="a BatchingParameters text file")
     parser.add_argument("--monitoring_config_file", type=Path, help="a MonitoringConfig text file")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="how often to look for new versions (0: once, at start)")
     parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000)
+    parser.add_argument("--rest_api_enable_cors_support", default=False, **flag,
+                        help="add CORS headers (Access-Control-Allow-Origin: *) to REST answers")
+    parser.add_argument("--allow_version_labels_for_unavailable_models", default=False, **flag,
+                        help="let a new label point at a version that is not loaded yet (e.g. at start)")
+    parser.add_argument("--enable_signature_method_name_check", default=False, **flag,
+                        help="Classify/Regress/Predict only on signatures of their method name")
+    parser.add_argument("--enable_serialization_as_tensor_content", default=False, **flag,
+                        help="gRPC Predict answers with tensor_content instead of typed value fields")
+    parser.add_argument("--saved_model_tags", default="serve", help="the meta graph's tags, comma-separated")
+    parser.add_argument("--enable_model_warmup", default=True, **flag,
+                        help="replay assets.extra/tf_serving_warmup_requests before a version serves")
+    parser.add_argument("--num_request_iterations_for_warmup", type=int, default=1,
+                        help="how often each warm-up request is replayed")
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
                         help="threads within one op, e.g. a large matmul (0: TensorFlow picks)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=INTER_OP_THREADS,

@@ -1,19 +1,21 @@
 """The gRPC front end: the official `PredictionService` and `ModelService` servicers.
 
 Requests and responses are the `tensorflow-serving-api` protos; errors end the call with
-TF Serving's status code (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE...) and its message.
+TF Serving's status code and message (cut at 1,024 characters, as ToGRPCStatus cuts them).
+Predict answers with typed value fields (`float_val`...), as TF Serving does, or with raw
+`tensor_content` under `--enable_serialization_as_tensor_content`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 
 import grpc
 import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
-    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -22,11 +24,14 @@ from tensorflow_serving.apis import (
 )
 
 from zoo import tensor_protos
+from zoo.errors import ConfigError
 from zoo.server.core import ServingCore, Target
-from zoo.server.errors import Code, ServingError, invalid_argument
+from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 
 log = logging.getLogger("zoo.server")
 MAX_MESSAGE_BYTES = 2**31 - 1  # as TF Serving: large batches must not hit gRPC's 4 MB default
+ERROR_MESSAGE_LIMIT = 1024  # ToGRPCStatus's kErrorMessageLimit
+MISSING_MODEL_SPEC = "Missing ModelSpec"
 
 
 def _serve(method):
@@ -36,13 +41,17 @@ def _serve(method):
         try:
             return method(self, request, context)
         except ServingError as error:
-            context.abort(error.code, error.message)
+            context.abort(error.code, _limited(error.message))
         except Exception as error:  # noqa: BLE001  (the server keeps serving)
             log.exception("internal error in %s", method.__name__)
-            context.abort(Code.INTERNAL, f"Internal error: {type(error).__name__}: {error}")
+            context.abort(Code.INTERNAL, _limited(f"Internal error: {type(error).__name__}: {error}"))
 
     wrapper.__name__ = method.__name__
     return wrapper
+
+
+def _limited(message: str) -> str:
+    return message if len(message) <= ERROR_MESSAGE_LIMIT else message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
 
 
 def _deadline(context) -> float | None:
@@ -50,105 +59,140 @@ def _deadline(context) -> float | None:
     return None if remaining is None or remaining > 1e9 else max(remaining, 0.0)
 
 
+def _target(request) -> Target:
+    if not request.HasField("model_spec"):
+        raise invalid_argument(MISSING_MODEL_SPEC)
+    return Target.from_spec(request.model_spec)
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore):
+    """Predict, Classify, Regress, MultiInference and GetModelMetadata.
+
+    Args:
+        core: what serves the requests.
+        tensor_content: answer Predict with `tensor_content` rather than typed value fields.
+    """
+
+    def __init__(self, core: ServingCore, tensor_content: bool = False):
         self.core = core
+        self.tensor_content = tensor_content
 
     @_serve
     def Predict(self, request, context):
-        target = Target.from_spec(request.model_spec)
-        with self.core.observe(target.name, "predict", "GRPC"):
-            inputs = {name: tensor_to_array(name, proto) for name, proto in request.inputs.items()}
-            servable, signature, outputs = self.core.predict(
+        name = request.model_spec.name
+        with self.core.observe(name, "Predict", "GRPC"):
+            target = _target(request)
+            inputs = {alias: tensor_to_array(alias, proto) for alias, proto in request.inputs.items()}
+            servable, _, outputs = self.core.predict(
                 target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
             )
-            response = predict_pb2.PredictResponse(model_spec=target.spec(servable, signature.name))
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tensor_protos.to_proto(value))
+            response = predict_pb2.PredictResponse(model_spec=target.spec(servable))
+            for alias, value in outputs.items():
+                response.outputs[alias].CopyFrom(tensor_protos.to_proto(value, as_content=self.tensor_content))
             return response
 
     @_serve
     def Classify(self, request, context):
-        return self._on_examples("classify", self.core.classify, classification_pb2.ClassificationResponse,
+        return self._on_examples("Classify", self.core.classify, classification_pb2.ClassificationResponse,
                                  request, context)
 
     @_serve
     def Regress(self, request, context):
-        return self._on_examples("regress", self.core.regress, regression_pb2.RegressionResponse,
+        return self._on_examples("Regress", self.core.regress, regression_pb2.RegressionResponse,
                                  request, context)
 
     def _on_examples(self, api: str, run, response_type, request, context):
         """Classify and Regress: tf.Examples in, one result message out."""
-        target = Target.from_spec(request.model_spec)
-        with self.core.observe(target.name, api, "GRPC"):
-            spec, result = run(target, request.input, timeout=_deadline(context))
+        with self.core.observe(request.model_spec.name, api, "GRPC"):
+            spec, result = run(_target(request), request.input, timeout=_deadline(context))
             return response_type(model_spec=spec, result=result)
 
     @_serve
     def MultiInference(self, request, context):
-        """Several Classify/Regress tasks over one input, as TF Serving's MultiInference."""
-        response = inference_pb2.MultiInferenceResponse()
-        names = {task.model_spec.name for task in request.tasks}
-        if len(names) > 1:
-            raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
-        for task in request.tasks:
-            target = Target.from_spec(task.model_spec)
-            with self.core.observe(target.name, "multi_inference", "GRPC"):
-                result = response.results.add()
-                if task.method_name == "tensorflow/serving/classify":
-                    spec, classification = self.core.classify(target, request.input, timeout=_deadline(context))
-                    result.classification_result.CopyFrom(classification)
-                elif task.method_name == "tensorflow/serving/regress":
-                    spec, regression = self.core.regress(target, request.input, timeout=_deadline(context))
-                    result.regression_result.CopyFrom(regression)
-                else:
-                    raise invalid_argument(f"Unsupported signature method_name: {task.method_name}")
-                result.model_spec.CopyFrom(spec)
-        return response
+        return self.core.multi_inference(request, timeout=_deadline(context))
 
     @_serve
     def GetModelMetadata(self, request, context):
-        target = Target.from_spec(request.model_spec)
-        with self.core.observe(target.name, "metadata", "GRPC"):
-            return self.core.metadata(target, tuple(request.metadata_field))
+        return self.core.metadata(_target(request), tuple(request.metadata_field))
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus and HandleReloadConfigRequest."""
+
     def __init__(self, core: ServingCore):
         self.core = core
 
     @_serve
     def GetModelStatus(self, request, context):
-        target = Target.from_spec(request.model_spec)
+        target = _target(request)
         if not target.name:
-            raise invalid_argument("Missing model name in request.")
-        with self.core.observe(target.name, "status", "GRPC"):
-            return self.core.status(target)
+            raise not_found("Could not find any versions of model ")
+        return self.core.status(target)
 
     @_serve
     def HandleReloadConfigRequest(self, request, context):
-        response = model_management_pb2.ReloadConfigResponse()
-        if request.config.WhichOneof("config") != "model_config_list":
-            raise invalid_argument("ReloadConfigRequest needs a model_config_list")
+        # TF Serving also puts the status in the response, but a call that fails sends no
+        # response: the client sees the same code and message either way.
         self.core.manager.reload(request.config)
+        response = model_management_pb2.ReloadConfigResponse()
         response.status.error_code = 0
+        for metric_name in request.metric_names:  # the zoo keeps no such counters: no increase
+            response.metric.add(name=metric_name, int64_value_increase=0)
         return response
 
 
-def start_grpc_server(core: ServingCore, host: str, port: int, workers: int = 32) -> tuple[grpc.Server, int]:
-    """Start the gRPC server; returns it and the port it bound (port 0: any free port)."""
+@dataclasses.dataclass(frozen=True)
+class GrpcOptions:
+    """The gRPC server's flags: --port, --grpc_socket_path, --grpc_channel_arguments,
+    --grpc_max_threads, --enable_serialization_as_tensor_content."""
+
+    host: str = "127.0.0.1"
+    port: int = 8500  # 0: any free port; None: no TCP port (a socket path only)
+    socket_path: str = ""
+    channel_arguments: str = ""
+    max_threads: int = 32
+    tensor_content: bool = False
+
+
+def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
+    """--grpc_channel_arguments: "key=value,key=value", values that read as int32 as ints."""
+    arguments = []
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--grpc_channel_arguments: '{item}' is not key=value")
+        try:
+            number = int(value)
+            arguments.append((key, number if -(2**31) <= number < 2**31 else value))
+        except ValueError:
+            arguments.append((key, value))
+    return arguments
+
+
+def start_grpc_server(core: ServingCore, options: GrpcOptions) -> tuple[grpc.Server, int | None]:
+    """Start the gRPC server; returns it and the TCP port it bound (None without one)."""
+    if options.port is None and not options.socket_path:
+        raise ConfigError("At least one of --port or --grpc_socket_path must be set.")
     server = grpc.server(
-        concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-grpc"),
+        concurrent.futures.ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="zoo-grpc"),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *parse_channel_arguments(options.channel_arguments),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(core, options.tensor_content), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot bind the gRPC port {host}:{port}")
+    bound = None
+    if options.port is not None:
+        bound = server.add_insecure_port(f"{options.host}:{options.port}")
+        if bound == 0:
+            raise OSError(f"cannot bind the gRPC port {options.host}:{options.port}")
+    if options.socket_path:
+        if not server.add_insecure_port(f"unix:{options.socket_path}"):
+            raise OSError(f"cannot bind the gRPC socket {options.socket_path}")
     server.start()
     return server, bound
 
@@ -157,5 +201,4 @@ def tensor_to_array(name: str, proto) -> np.ndarray:
     try:
         return tensor_protos.to_array(proto)
     except (TypeError, ValueError) as error:
-        raise invalid_argument(f"input '{name}': not a valid TensorProto ({error})") from None
-
+        raise invalid_argument(f"tensor parsing error: {name} ({error})") from None

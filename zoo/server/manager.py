@@ -1,11 +1,18 @@
 """The model manager: which versions of which models are loaded, kept as TF Serving keeps them.
 
-For each configured model it lists the integer version folders under the base path, picks
-the versions its policy asks for (`latest {num_versions}`, `all`, `specific`), loads the
-new ones (replaying their warm-up requests) and only then unloads the ones no longer asked
-for, so a rollout never leaves a moment without a version to serve. A version that fails
-to load is recorded, with its error, in the model status and the log, and whatever was
-serving before keeps serving. Version labels map names such as `stable` to versions.
+For each configured model it lists the version folders under the base path (a folder whose
+name reads as an integer, as TF Serving reads it: `00000123` is version 123, loaded from
+`00000123/`), picks the versions its policy asks for (`latest {num_versions}`, `all`,
+`specific`), loads the new ones (replaying their warm-up requests) and only then unloads
+the ones no longer asked for, so a rollout never leaves a moment without a version to
+serve. A version that fails to load is recorded, with its error, in the model status and
+the log, and whatever was serving before keeps serving.
+
+Version labels map names such as `stable` to versions. As in TF Serving's ServerCore, a
+config may only point a label at a version that is loaded now, unless
+`--allow_version_labels_for_unavailable_models` (then a new label may point anywhere, but
+an existing label still only moves to a loaded version). A config that breaks that rule is
+refused whole, and the config before it stays in force.
 """
 
 from __future__ import annotations
@@ -20,13 +27,26 @@ from pathlib import Path
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from zoo.repository import policy_versions
+from zoo.repository import policy_versions, version_folders
 from zoo.server.config import resolve_base_path
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
-from zoo.server.servable import Servable
+from zoo.server.servable import SERVE_TAG, Servable
+from zoo.server.warmup import warm_up
 
 log = logging.getLogger("zoo.server")
 State = get_model_status_pb2.ModelVersionStatus.State
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadOptions:
+    """How versions are loaded: TF Serving's flags of the same names."""
+
+    tags: tuple[str, ...] = (SERVE_TAG,)  # --saved_model_tags
+    session_config: object = None  # a ConfigProto (--tensorflow_*_parallelism)
+    check_method_names: bool = False  # --enable_signature_method_name_check
+    warmup: bool = True  # --enable_model_warmup
+    warmup_iterations: int = 1  # --num_request_iterations_for_warmup
+    allow_unavailable_labels: bool = False  # --allow_version_labels_for_unavailable_models
 
 
 @dataclasses.dataclass
@@ -58,10 +78,17 @@ class ModelManager:
         config_dir: the config file's folder, for container base paths (see
             `resolve_base_path`); None for paths given on the command line.
         poll_seconds: how often to look for new versions; 0 looks once, at start.
+        options: how versions are loaded and labels checked.
+
+    Raises:
+        ServingError: the config is refused (a repeated name, a platform other than
+            tensorflow, a label on a version that is not loaded).
     """
 
     def __init__(self, config: model_server_config_pb2.ModelServerConfig, *,
-                 config_dir: Path | None = None, poll_seconds: float = 1.0):
+                 config_dir: Path | None = None, poll_seconds: float = 1.0,
+                 options: LoadOptions | None = None):
+        self.options = options or LoadOptions()
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()  # one synchronisation at a time
         self._models: dict[str, ModelEntry] = {}
@@ -104,14 +131,26 @@ class ModelManager:
                 freeze_heap()
 
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
-        """Serve a new config: add, change and remove models (HandleReloadConfigRequest)."""
+        """Serve a new config: add, change and remove models (HandleReloadConfigRequest).
+
+        Returns once the new config's versions are loaded (or failed), as TF Serving's
+        ReloadConfig waits for new models. Raises ServingError if the config is refused.
+        """
         with self._sync_lock:
             self._apply(config)
         self.poll_once()
 
     def _apply(self, config: model_server_config_pb2.ModelServerConfig) -> None:
-        wanted = {entry.name: entry for entry in config.model_config_list.config}
+        if config.WhichOneof("config") != "model_config_list":
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported"
+            )
+        validate_model_config_list(config.model_config_list)
+        # Copies: the caller may go on changing its config object.
+        wanted = {entry.name: _copy(entry) for entry in config.model_config_list.config}
         with self._lock:
+            self._check_labels(wanted)
             for name in set(self._models) - set(wanted):
                 log.info("model %s removed from the config: unloading it", name)
                 del self._models[name]
@@ -123,6 +162,22 @@ class ModelManager:
                 else:
                     self._models[name] = ModelEntry(model_config, base_path)
 
+    def _check_labels(self, wanted: dict) -> None:
+        """ServerCore::UpdateModelVersionLabelMap: labels point at loaded versions (caller
+        holds the lock)."""
+        for name, model_config in wanted.items():
+            entry = self._models.get(name)
+            available = entry.available() if entry is not None else {}
+            current = dict(entry.config.version_labels) if entry is not None else {}
+            for label, version in model_config.version_labels.items():
+                allowed = self.options.allow_unavailable_labels and current.get(label, version) == version
+                if version not in available and not allowed:
+                    raise ServingError(
+                        Code.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model {name}, "
+                        "which is not currently available for inference",
+                    )
+
     # -- synchronising one model with its folder --------------------------------------
 
     def _sync(self, entry: ModelEntry) -> None:
@@ -132,30 +187,28 @@ class ModelManager:
             record = entry.versions.get(version)
             if record is not None and record.state == State.AVAILABLE:
                 continue
-            if record is not None and record.error is not None and record.stamp == on_disk[version]:
+            path, stamp = on_disk[version]
+            if record is not None and record.error is not None and record.stamp == stamp:
                 continue  # failed before and unchanged since: do not retry every poll
-            self._load(entry, version, entry.base_path / str(version), on_disk[version])
+            self._load(entry, version, path, stamp)
         if any(v in entry.available() for v in aspired):
             for version, record in list(entry.versions.items()):
                 if version not in aspired and record.state == State.AVAILABLE:
                     self._unload(entry, record)
 
-    def _versions_on_disk(self, entry: ModelEntry) -> dict[int, float]:
-        """Integer version folders under the base path that stay inside it, with mtimes."""
+    def _versions_on_disk(self, entry: ModelEntry) -> dict[int, tuple[Path, float]]:
+        """Version folders under the base path that stay inside it: version -> (folder, mtime)."""
         base = entry.base_path
-        try:
-            children = list(os.scandir(base))
-        except OSError:
-            return {}
         root = os.path.realpath(base)
         found = {}
-        for child in children:
-            if not child.name.isdigit() or not child.is_dir():
+        for version, folder in version_folders(base).items():
+            if os.path.commonpath([root, os.path.realpath(folder)]) != root:
+                log.warning("ignoring %s: it leads outside the base path %s", folder, base)
                 continue
-            if os.path.commonpath([root, os.path.realpath(child.path)]) != root:
-                log.warning("ignoring %s: it leads outside the base path %s", child.path, base)
-                continue
-            found[int(child.name)] = child.stat().st_mtime
+            try:
+                found[version] = (folder, folder.stat().st_mtime)
+            except OSError:
+                continue  # removed since it was listed
         return found
 
     def _load(self, entry: ModelEntry, version: int, path: Path, stamp: float) -> None:
@@ -165,9 +218,11 @@ class ModelManager:
         with self._lock:
             entry.versions[version] = record
         log.info("loading %s version %d from %s", name, version, path)
+        options = self.options
         try:
-            servable = Servable(name, version, path)
-            replayed = servable.warm_up()
+            servable = Servable(name, version, path, tags=options.tags, session_config=options.session_config,
+                                check_method_names=options.check_method_names)
+            replayed = warm_up(servable, options.warmup_iterations) if options.warmup else 0
         except Exception as error:  # noqa: BLE001  (any failure is a failed version)
             message = getattr(error, "message", None) or str(error) or type(error).__name__
             record.state, record.error = State.END, ServingError(Code.UNKNOWN, message.splitlines()[0])
@@ -201,8 +256,8 @@ class ModelManager:
             )
         with self._lock:
             entry = self._models.get(name)
-            if entry is not None and label:
-                labels = entry.config.version_labels
+            if label:
+                labels = entry.config.version_labels if entry is not None else {}
                 if label not in labels:
                     raise invalid_argument(f"Unrecognized servable version label: {label}")
                 version = labels[label]
@@ -215,15 +270,11 @@ class ModelManager:
             raise not_found(f"Servable not found for request: Specific({name}, {version})")
         return available[version]
 
-    def status(self, name: str, version: int | None = None, label: str | None = None):
-        """GetModelStatus: the state (and error) of the model's versions."""
+    def status(self, name: str, version: int | None = None):
+        """GetModelStatus: the state (and error) of one version, or of every version."""
         response = get_model_status_pb2.GetModelStatusResponse()
         with self._lock:
             entry = self._models.get(name)
-            if entry is not None and label:
-                if label not in entry.config.version_labels:
-                    raise invalid_argument(f"Unrecognized servable version label: {label}")
-                version = entry.config.version_labels[label]
             records = sorted(entry.versions.values(), key=lambda r: -r.version) if entry else []
         if version is not None:
             records = [r for r in records if r.version == version]
@@ -238,6 +289,38 @@ class ModelManager:
                 status.status.error_code = record.error.code.value[0]
                 status.status.error_message = record.error.message
         return response
+
+
+def _copy(model_config):
+    copy = model_server_config_pb2.ModelConfig()
+    copy.CopyFrom(model_config)
+    return copy
+
+
+def validate_model_config_list(config_list) -> None:
+    """ServerCore's checks of a ModelConfigList: unique names, the tensorflow platform."""
+    seen = set()
+    for model in config_list.config:
+        if model.name in seen:
+            raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
+        seen.add(model.name)
+        platform = model.model_platform
+        if model.model_type:  # the deprecated enum: TENSORFLOW = 1
+            if platform:
+                raise invalid_argument(
+                    "Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                    f"ModelServerConfig::model_platform, model name is {model.name}"
+                )
+            if model.model_type != 1:
+                raise invalid_argument(f"ModelServerConfig::model_type choice {model.model_type} not supported.")
+            platform = "tensorflow"
+        if not platform:
+            raise invalid_argument(
+                "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+                f"ModelServerConfig::model_platform, model name is {model.name}"
+            )
+        if platform != "tensorflow":
+            raise invalid_argument(f"Model {model.name} requests unsupported platform {platform}")
 
 
 def freeze_heap() -> None:

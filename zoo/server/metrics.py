@@ -1,5 +1,13 @@
-"""Prometheus metrics: request counts and latency histograms by model, API, entry point and
-status, in the text exposition format TF Serving serves at /monitoring/prometheus/metrics."""
+"""Prometheus metrics under TF Serving's names, labels and buckets, in the text exposition
+format TF Serving serves at /monitoring/prometheus/metrics (util/prometheus_exporter.cc).
+
+    :tensorflow:serving:request_count{model_name,status}            every request, any outcome
+    :tensorflow:serving:request_latency{model_name,API,entrypoint}  microseconds, successful
+                                                                    requests only (as TF Serving)
+
+`API` is what TF Serving records: "Predict", "Classify", "Regress" over gRPC, and the
+verb of the URL ("predict", "classify", "regress") over REST.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +15,47 @@ import bisect
 import threading
 from collections import defaultdict
 
-# TF Serving's metric names; labels: model_name, API (predict, classify...), entrypoint
-# (REST or GRPC) and status (OK, INVALID_ARGUMENT...).
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
-# Microseconds, like TF Serving's latency histograms.
-BUCKETS = (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-           500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000)
+# monitoring::Buckets::Exponential(10, 1.8, 33): 10 us * 1.8^i, about 20 minutes at the top.
+BUCKETS = tuple(10 * 1.8**i for i in range(33))
 
 
 class Metrics:
+    """Request counts and latency histograms, rendered for Prometheus."""
+
     def __init__(self):
         self._lock = threading.Lock()
-        self._counts: dict[tuple, int] = defaultdict(int)
-        self._histograms: dict[tuple, list[int]] = {}
-        self._sums: dict[tuple, float] = defaultdict(float)
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._histograms: dict[tuple[str, str, str], list[int]] = {}
+        self._sums: dict[tuple[str, str, str], float] = defaultdict(float)
 
-    def observe(self, model: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
-        micros = seconds * 1e6
-        count_key = (model, api, entrypoint, status)
-        latency_key = (model, api, entrypoint)
+    def count(self, model: str, status: str) -> None:
         with self._lock:
-            self._counts[count_key] += 1
-            buckets = self._histograms.setdefault(latency_key, [0] * (len(BUCKETS) + 1))
+            self._counts[(model, status)] += 1
+
+    def latency(self, model: str, api: str, entrypoint: str, seconds: float) -> None:
+        micros = seconds * 1e6
+        key = (model, api, entrypoint)
+        with self._lock:
+            buckets = self._histograms.setdefault(key, [0] * (len(BUCKETS) + 1))
             buckets[bisect.bisect_left(BUCKETS, micros)] += 1
-            self._sums[latency_key] += micros
+            self._sums[key] += micros
 
     def render(self) -> str:
         lines = [f"# TYPE {REQUEST_COUNT} counter"]
         with self._lock:
-            for (model, api, entrypoint, status), count in sorted(self._counts.items()):
-                labels = _labels(model_name=model, API=api, entrypoint=entrypoint, status=status)
-                lines.append(f"{REQUEST_COUNT}{{{labels}}} {count}")
+            for (model, status), count in sorted(self._counts.items()):
+                lines.append(f"{REQUEST_COUNT}{{{_labels(model_name=model, status=status)}}} {count}")
             lines.append(f"# TYPE {REQUEST_LATENCY} histogram")
             for (model, api, entrypoint), buckets in sorted(self._histograms.items()):
                 base = _labels(model_name=model, API=api, entrypoint=entrypoint)
                 cumulative = 0
                 for bound, count in zip((*BUCKETS, "+Inf"), buckets):
                     cumulative += count
-                    lines.append(f'{REQUEST_LATENCY}_bucket{{{base},le="{bound}"}} {cumulative}')
-                lines.append(f"{REQUEST_LATENCY}_sum{{{base}}} {self._sums[(model, api, entrypoint)]:.1f}")
+                    limit = bound if isinstance(bound, str) else f"{bound:g}"
+                    lines.append(f'{REQUEST_LATENCY}_bucket{{{base},le="{limit}"}} {cumulative}')
+                lines.append(f"{REQUEST_LATENCY}_sum{{{base}}} {self._sums[(model, api, entrypoint)]:g}")
                 lines.append(f"{REQUEST_LATENCY}_count{{{base}}} {cumulative}")
         return "\n".join(lines) + "\n"
 

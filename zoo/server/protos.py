@@ -40,6 +40,8 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
     message.field.add(name="pad_variable_length_inputs", number=7, type=_F.TYPE_BOOL, label=_F.LABEL_OPTIONAL)
     message.field.add(name="enable_large_batch_splitting", number=8, type=_F.TYPE_MESSAGE,
                       type_name=".google.protobuf.BoolValue", label=_F.LABEL_OPTIONAL)
+    message.field.add(name="max_execution_batch_size", number=9, type=_F.TYPE_MESSAGE,
+                      type_name=".google.protobuf.Int64Value", label=_F.LABEL_OPTIONAL)
     pool.Add(batching)
 
     monitoring = descriptor_pb2.FileDescriptorProto(

@@ -34,23 +34,94 @@ ROW, COLUMNAR = "row", "columnar"
 
 
 def parse_body(body: bytes) -> dict:
-    """The request's JSON object, or INVALID_ARGUMENT saying why it is not one."""
-    if not body.strip():
+    """The request's JSON object, or INVALID_ARGUMENT saying why it is not one, in
+    RapidJSON's words (TF Serving's parser). As there, NaN and Infinity are numbers, and
+    anything after the first complete JSON value is ignored (kParseStopWhenDoneFlag)."""
+    if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
         document = orjson.loads(body)  # several times faster than json on large batches
     except orjson.JSONDecodeError:
-        # TF Serving also takes NaN and Infinity, which orjson refuses: json takes them, and
-        # words the error for a document that is malformed either way.
-        try:
-            document = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
-        except UnicodeDecodeError as error:
-            raise invalid_argument(f"JSON Parse error: Invalid encoding in string at offset: {error.start}") from None
+        document = _parse_leniently(body)
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {_short(document)} Is not object")
     return document
+
+
+class _NumberTooBig(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberTooBig(text)
+    return value
+
+
+# Python's json messages -> RapidJSON's (rapidjson/error/en.h), which TF Serving answers with.
+_RAPIDJSON_WORDS = {
+    "Expecting value": "Invalid value.",
+    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
+    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
+    "Unterminated string starting at": "Missing a closing quotation mark in string.",
+    "Invalid \\escape": "Invalid escape character in string.",
+    "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
+    "Invalid control character at": "Invalid encoding in string.",
+}
+
+
+def _parse_leniently(body: bytes):
+    """What orjson refuses but RapidJSON (with TF Serving's flags) takes: NaN and Infinity,
+    trailing content. Anything else malformed gets RapidJSON's message and an offset."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from None
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    if start == len(text):
+        raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {start}")
+    decoder = json.JSONDecoder(parse_float=_finite_float)
+    try:
+        document, _ = decoder.raw_decode(text, start)
+    except _NumberTooBig:
+        raise invalid_argument("JSON Parse error: Number too big to be stored in double.") from None
+    except json.JSONDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: {_rapidjson_words(error)} at offset: {error.pos}") from None
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: Unspecific syntax error. (nested too deeply)") from None
+    return document
+
+
+def _rapidjson_words(error: json.JSONDecodeError) -> str:
+    if error.msg == "Expecting ',' delimiter":
+        if _innermost_container(error.doc, error.pos) == "[":
+            return "Missing a comma or ']' after an array element."
+        return "Missing a comma or '}' after an object member."
+    for python_words, rapidjson_words in _RAPIDJSON_WORDS.items():
+        if error.msg.startswith(python_words):
+            return rapidjson_words
+    return "Unspecific syntax error."
+
+
+def _innermost_container(text: str, end: int) -> str:
+    """'[' or '{': the bracket still open at `end` (strings skipped)."""
+    stack, in_string, escaped = [], False, False
+    for char in text[:end]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(char)
+        elif char in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else "{"
 
 
 def signature_name(document: dict) -> str:
@@ -65,6 +136,10 @@ def signature_name(document: dict) -> str:
 
 def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
     """The named input arrays of a :predict body, and its format (row or columnar)."""
+    if not signature.inputs:
+        raise invalid_argument(
+            f"Failed to get input map for signature: {signature.name if document.get('signature_name') else 'DEFAULT'}"
+        )
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
         raise invalid_argument(

@@ -1,22 +1,37 @@
-"""One loaded model version: its SavedModel, its signatures, and running them safely.
+"""One loaded model version, run the way TensorFlow Serving's C++ runs it.
 
-Everything a request can get wrong (a signature that does not exist, a missing or extra
-input, a wrong dtype or shape) is caught here, before TensorFlow runs, and reported as
-INVALID_ARGUMENT with the input's name and what was expected, so the REST and gRPC front
-ends give the same answer to the same mistake.
+TF Serving loads a SavedModel into a TensorFlow session (the meta graph of its tag set,
+`serve`), then runs each request as one `Session::Run` over the SignatureDef's tensor names.
+This module does the same from Python: `tf.compat.v1` loads the SavedModel into a session
+of its own graph, and each (feeds, fetches) pair becomes a session callable
+(`Session::MakeCallable`). That one path serves TF1 exports (reference variables, a
+stateful counter, SignatureDefs that disagree with the graph's static shapes), TF2 and
+Keras 3 exports alike, and, as in TF Serving, a tensor reaches the graph with the shape it
+was sent in: the only shape check is the graph's own. (TensorFlow's Python `Session.run`
+and `tf.saved_model.load` add shape checks that the C++ session does not have; neither is
+used here.)
+
+A Predict request is checked as TF Serving's predict_util.cc checks it, in the same order
+and with the same words: the signature, the number of inputs, each input by alias (a
+signature's `defaults` fill in what was not sent), the output filter. The zoo adds one
+check before the session runs: each input's dtype, naming the input (the session would
+refuse it too, naming only an argument index).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
+from zoo import tensor_protos
 from zoo.server.errors import Code, ServingError, invalid_argument
 
 log = logging.getLogger("zoo.server")
@@ -25,204 +40,269 @@ DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
+SERVE_TAG = "serve"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-_MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many warm-up records
+# Session callables kept per version. Each is a pruned executor for one (feeds, fetches)
+# pair; output filters make those pairs unbounded, so the least recently used go.
+_MAX_CALLABLES = 64
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorSpec:
-    """What a signature says about one input or output."""
+class TensorBinding:
+    """One input or output of a signature: the graph tensor behind an alias."""
 
-    dtype: tf.DType
-    shape: tuple[int, ...] | None  # -1 for unknown dimensions; None for unknown rank
+    tensor_name: str  # e.g. "x:0", "serving_default_alcohol:0"
+    dtype: tf.DType  # the graph's dtype where the graph has the tensor (what Session::Run checks)
+    shape: tuple[int, ...] | None  # the SignatureDef's; -1 unknown; None unknown rank
 
     @classmethod
-    def from_tensor_info(cls, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+    def from_info(cls, info: meta_graph_pb2.TensorInfo, graph: tf.Graph) -> TensorBinding:
         shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
-        return cls(tf.dtypes.as_dtype(info.dtype), shape)
+        dtype = tf.dtypes.as_dtype(info.dtype) if info.dtype else None
+        try:
+            dtype = graph.get_tensor_by_name(info.name).dtype
+        except (KeyError, ValueError):
+            pass  # a name the graph lacks fails when it is run, as in TF Serving
+        return cls(info.name, dtype, shape)
 
-    def describe(self) -> str:
-        shape = "[?]" if self.shape is None else "[" + ",".join(str(d) for d in self.shape) + "]"
-        return f"{type_name(self.dtype)} {shape}"
+    def accepts_shape(self, shape: tuple[int, ...]) -> bool:
+        if self.shape is None:
+            return True
+        return len(shape) == len(self.shape) and all(w in (-1, g) for w, g in zip(self.shape, shape))
+
+    def describe_shape(self) -> str:
+        return "[?]" if self.shape is None else "[" + ",".join(map(str, self.shape)) + "]"
 
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
+    """A SignatureDef, bound to the loaded graph."""
+
     name: str
     method_name: str
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
-    function: object  # the loaded concrete function
-    call: object = None  # function's fast path: a dict of input tensors -> a dict of outputs
+    inputs: dict[str, TensorBinding]
+    outputs: dict[str, TensorBinding]
+    defaults: dict[str, np.ndarray]  # SignatureDef.defaults: values for inputs not sent
+    definition: meta_graph_pb2.SignatureDef
 
 
-def flat_call(function):
-    """A faster way to call a loaded signature's concrete function, where there is one.
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """A Predict request checked against its signature: what runs, and what comes back."""
 
-    Calling it with keyword arguments binds them to its structured signature in Python,
-    checking and casting each tensor: half the cost of a call for a small model (~0.25 of
-    ~0.5 ms for an 11-input regressor). The server has already checked every input's name,
-    dtype and shape against the SignatureDef, so the tensors go straight in, in the flat
-    order TensorFlow traced them (the signature's keyword names, sorted as tf.nest sorts
-    dict keys). `_call_flat` is TensorFlow's own internal step after the binding; where it
-    is missing or the inputs do not line up, the structured call is used.
-    """
-    keywords = function.structured_input_signature[1]
-    order = tf.nest.flatten({name: name for name in keywords})
-    call_flat = getattr(function, "_call_flat", None)
-    if call_flat is None or len(order) != len(function.inputs) - len(function.captured_inputs):
-        return lambda feed: function(**feed)
-    captured = function.captured_inputs
-    return lambda feed: call_flat([feed[name] for name in order], captured)
+    signature: Signature
+    inputs: dict[str, np.ndarray]  # by alias, defaults filled in
+    output_aliases: tuple[str, ...]
 
 
 class Servable:
-    """A SavedModel version loaded with `tf.saved_model.load`, ready to serve."""
+    """A SavedModel version loaded into a TensorFlow session, ready to serve.
 
-    def __init__(self, name: str, version: int, path: Path):
+    Args:
+        name, version: what it serves as.
+        path: the version's folder.
+        tags: the meta graph to load (`--saved_model_tags`).
+        session_config: the session's ConfigProto (thread pools).
+        check_method_names: `--enable_signature_method_name_check`.
+    """
+
+    def __init__(self, name: str, version: int, path: Path, *, tags=(SERVE_TAG,),
+                 session_config: config_pb2.ConfigProto | None = None, check_method_names: bool = False):
         self.name = name
         self.version = version
         self.path = Path(path)
-        saved_model = saved_model_pb2.SavedModel.FromString((self.path / "saved_model.pb").read_bytes())
-        # TF Serving loads the "serve" meta graph; TF2 SavedModels have exactly one.
-        self.meta_graph = saved_model.meta_graphs[0]
-        self.loaded = tf.saved_model.load(str(self.path))
-        self.signatures: dict[str, Signature] = {}
-        for key, definition in self.meta_graph.signature_def.items():
-            if key not in self.loaded.signatures:
-                continue  # e.g. __saved_model_init_op: listed in metadata, never served
-            self.signatures[key] = Signature(
+        self.check_method_names = check_method_names
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
+        try:
+            with self.graph.as_default():
+                # Restores the variables and runs the init op (legacy_init_op, main_op or
+                # TF2's __saved_model_init_op), as TF Serving's LoadSavedModel does.
+                self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
+        except BaseException:
+            self.session.close()
+            raise
+        self.signatures = {
+            key: Signature(
                 name=key,
                 method_name=definition.method_name,
-                inputs={k: TensorSpec.from_tensor_info(v) for k, v in definition.inputs.items()},
-                outputs={k: TensorSpec.from_tensor_info(v) for k, v in definition.outputs.items()},
-                function=self.loaded.signatures[key],
-                call=flat_call(self.loaded.signatures[key]),
+                inputs={a: TensorBinding.from_info(i, self.graph) for a, i in definition.inputs.items()},
+                outputs={a: TensorBinding.from_info(i, self.graph) for a, i in definition.outputs.items()},
+                defaults={a: tensor_protos.to_array(p) for a, p in definition.defaults.items()},
+                definition=definition,
             )
+            for key, definition in self.meta_graph.signature_def.items()
+        }
+        self._callables: collections.OrderedDict[tuple, object] = collections.OrderedDict()
+        self._callables_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Release the session now (otherwise it goes when the last reference does)."""
+        self.session.close()
+
+    # -- Predict ---------------------------------------------------------------------------
 
     def signature(self, name: str | None) -> Signature:
+        """The signature a Predict request names (FAILED_PRECONDITION if there is none)."""
         name = name or DEFAULT_SIGNATURE
-        if name not in self.signatures:
-            raise invalid_argument(
-                f'Serving signature name: "{name}" not found in signature def '
-                f"(this model's signatures: {', '.join(sorted(self.signatures))})"
-            )
-        return self.signatures[name]
-
-    def prepare(self, signature_name: str | None, inputs: dict[str, np.ndarray],
-                output_filter=()) -> Signature:
-        """Check a predict request against its signature before anything runs."""
-        signature = self.signature(signature_name)
-        check_inputs(signature, inputs)
-        unknown = [alias for alias in output_filter if alias not in signature.outputs]
-        if unknown:
-            raise invalid_argument(
-                f"output tensor alias not found in signature: {unknown[0]} Outputs expected to be "
-                f"in the set {{{','.join(sorted(signature.outputs))}}}."
-            )
+        signature = self.signatures.get(name)
+        if signature is None:
+            raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
         return signature
 
-    def execute(self, signature: Signature, inputs: dict[str, np.ndarray], output_filter=()) -> dict[str, np.ndarray]:
-        """Run a prepared request; return the (filtered) outputs by alias."""
-        outputs = self._call(signature, inputs)
-        if output_filter:
-            outputs = {alias: outputs[alias] for alias in output_filter}
-        return outputs
+    def input_signature(self, name: str | None) -> Signature:
+        """The signature a REST :predict body is decoded against, as TF Serving's REST
+        handler looks it up (INVALID_ARGUMENT, and different words, if there is none)."""
+        name = name or DEFAULT_SIGNATURE
+        signature = self.signatures.get(name)
+        if signature is None:
+            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        return signature
+
+    def prepare(self, signature_name: str | None, inputs: dict[str, np.ndarray], output_filter=()) -> Prediction:
+        """Check a Predict request against its signature, as TF Serving's PreProcessPrediction."""
+        signature = self.signature(signature_name)
+        if self.check_method_names and signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+            raise ServingError(
+                Code.INTERNAL,
+                f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, {CLASSIFY_METHOD}, "
+                f"{REGRESS_METHOD}}}. Was: {signature.method_name}",
+            )
+        fed = _input_values(signature, inputs)
+        aliases = _output_aliases(signature, output_filter)
+        _check_dtypes(signature, fed)
+        return Prediction(signature, fed, aliases)
+
+    def run(self, prediction: Prediction) -> dict[str, np.ndarray]:
+        """Run a prepared Predict request; the outputs by alias."""
+        signature = prediction.signature
+        feed_aliases = sorted(prediction.inputs)
+        feeds = [signature.inputs[alias].tensor_name for alias in feed_aliases]
+        fetches = [signature.outputs[alias].tensor_name for alias in prediction.output_aliases]
+        try:
+            values = self.run_tensors(feeds, fetches, [prediction.inputs[alias] for alias in feed_aliases])
+        except ServingError as error:
+            if error.code == Code.INVALID_ARGUMENT:
+                error.message += _shape_hint(signature, prediction.inputs)
+            raise
+        return dict(zip(prediction.output_aliases, values))
 
     def predict(self, signature_name: str | None, inputs: dict[str, np.ndarray],
                 output_filter=()) -> tuple[Signature, dict[str, np.ndarray]]:
-        """Check and run a signature on named input arrays."""
-        signature = self.prepare(signature_name, inputs, output_filter)
-        return signature, self.execute(signature, inputs, output_filter)
+        """Check and run a Predict request: (its signature, its outputs by alias)."""
+        prediction = self.prepare(signature_name, inputs, output_filter)
+        return prediction.signature, self.run(prediction)
 
-    def run_examples(self, signature_name: str | None, method: str,
-                     serialized: list[bytes]) -> tuple[Signature, dict[str, np.ndarray]]:
-        """Run a Classify or Regress signature on serialized tf.Examples."""
-        signature = self.signature(signature_name)
-        kind = "classification" if method == CLASSIFY_METHOD else "regression"
-        if signature.method_name != method:
-            usable = self._example_signature(method)
-            hint = f' (this model takes Example protos through signature "{usable}")' if usable else ""
-            raise invalid_argument(
-                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}{hint}"
-            )
-        if len(signature.inputs) != 1:
-            raise invalid_argument(f"Expected one input Tensor for {kind}, found {len(signature.inputs)}")
-        (input_name,) = signature.inputs
-        batch = np.array(serialized, dtype=object)
-        return signature, self._call(signature, {input_name: batch})
+    # -- running tensors -------------------------------------------------------------------
 
-    def _example_signature(self, method: str) -> str | None:
-        return next((s.name for s in self.signatures.values() if s.method_name == method), None)
+    def run_tensors(self, feeds: list[str], fetches: list[str], values: list[np.ndarray]) -> list[np.ndarray]:
+        """One Session::Run: feed tensors by name, fetch tensors by name.
 
-    def _call(self, signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {}
-        for key, array in inputs.items():
-            dtype = signature.inputs[key].dtype
-            feed[key] = tf.constant(array, dtype=dtype)
-        try:
-            result = signature.call(feed)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-            message = getattr(error, "message", None) or str(error)
-            raise invalid_argument(message.strip().splitlines()[0]) from None
-        except tf.errors.OpError as error:
-            raise ServingError(Code.INTERNAL, error.message) from None
-        return {key: value.numpy() for key, value in result.items()}
-
-    def warm_up(self) -> int:
-        """Replay assets.extra/tf_serving_warmup_requests, as TF Serving does at load time.
-
-        Returns:
-            The number of requests replayed.
+        Errors come back as ServingErrors with TensorFlow's status code and the first
+        line of its message (the rest names graph nodes).
         """
-        path = self.path / WARMUP_FILE
-        if not path.is_file():
-            return 0
-        from tensorflow_serving.apis import prediction_log_pb2
+        call = self._callable(tuple(feeds), tuple(fetches))
+        try:
+            results = call(*values)
+        except tf.errors.OpError as error:
+            raise ServingError(_code(error), _first_line(error.message)) from None
+        except (TypeError, ValueError) as error:  # a value the C API cannot turn into a tensor
+            raise invalid_argument(_first_line(str(error))) from None
+        return [np.asarray(result) for result in results]
 
-        count = 0
-        for record in tf.data.TFRecordDataset(str(path)).take(_MAX_WARMUP_RECORDS):
-            log_entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            if log_entry.HasField("predict_log"):
-                request = log_entry.predict_log.request
-                inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-                self.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
-                count += 1
-        return count
+    def _callable(self, feeds: tuple[str, ...], fetches: tuple[str, ...]):
+        key = (feeds, fetches)
+        with self._callables_lock:
+            call = self._callables.get(key)
+            if call is not None:
+                self._callables.move_to_end(key)
+                return call
+        options = config_pb2.CallableOptions(feed=feeds, fetch=fetches)
+        try:
+            call = self.session._make_callable_from_options(options)  # noqa: SLF001  (Session::MakeCallable)
+        except tf.errors.OpError as error:
+            raise ServingError(_code(error), _first_line(error.message)) from None
+        with self._callables_lock:
+            call = self._callables.setdefault(key, call)
+            self._callables.move_to_end(key)
+            while len(self._callables) > _MAX_CALLABLES:
+                # In-flight calls hold their own reference; the executor goes with the last one.
+                self._callables.popitem(last=False)
+        return call
 
 
-def check_inputs(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
-    """Check names, dtypes and shapes against the signature, naming the offending input."""
+def _input_values(signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """TF Serving's VerifyRequestInputsSize, then saved_model::GetInputValues."""
     sent, expected = set(inputs), set(signature.inputs)
-    if sent != expected:
+    if len(sent) > len(expected) or (len(sent) < len(expected) and not signature.defaults):
         raise invalid_argument(
             f"input size does not match signature: {len(sent)}!={len(expected)} "
             f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
             f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
             f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
         )
-    batch_sizes = {}
-    for name, array in inputs.items():
-        spec = signature.inputs[name]
-        if not _dtype_compatible(array, spec.dtype):
+    fed = {}
+    for alias in sorted(signature.inputs):
+        if alias in inputs:
+            fed[alias] = inputs[alias]
+        elif alias in signature.defaults:
+            fed[alias] = signature.defaults[alias]
+        else:
             raise invalid_argument(
-                f"input '{name}': expects {type_name(spec.dtype)} but {_dtype_name(array)} is provided"
+                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].tensor_name}) not found in "
+                f"request and no default value provided. Inputs expected to be in the request "
+                f"{{{','.join(sorted(sent))}}}, or default input alias set: {{{','.join(sorted(signature.defaults))}}}"
             )
-        if spec.shape is not None:
-            if array.ndim != len(spec.shape) or any(
-                want not in (-1, got) for want, got in zip(spec.shape, array.shape)
-            ):
-                raise invalid_argument(
-                    f"input '{name}': has shape [{','.join(map(str, array.shape))}] but the signature "
-                    f"expects {spec.describe().split(' ')[1]} (-1: any size)"
-                )
-        if array.ndim:
-            batch_sizes[name] = array.shape[0]
-    if len(set(batch_sizes.values())) > 1:
+    if sent - expected:
         raise invalid_argument(
-            "all inputs must have the same 0th-dimension (batch) size, got "
-            + ", ".join(f"{name}: {size}" for name, size in sorted(batch_sizes.items()))
+            f"Inputs contains invalid name. Used request inputs: {','.join(sorted(sent & expected))}, "
+            f"request input: {','.join(sorted(sent))}"
         )
+    return fed
+
+
+def _output_aliases(signature: Signature, output_filter) -> tuple[str, ...]:
+    """The filtered output aliases, or every output (in the SignatureDef's order)."""
+    seen = []
+    for alias in output_filter:
+        if alias not in signature.outputs:
+            raise invalid_argument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be "
+                f"in the set {{{','.join(sorted(signature.outputs))}}}."
+            )
+        if alias in seen:
+            raise invalid_argument(f"duplicate output tensor alias: {alias}")
+        seen.append(alias)
+    return tuple(seen) or tuple(signature.outputs)
+
+
+def _check_dtypes(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
+    for alias, array in inputs.items():
+        dtype = signature.inputs[alias].dtype
+        if dtype is not None and not _dtype_compatible(array, dtype):
+            raise invalid_argument(
+                f"input '{alias}': expects {type_name(dtype)} but {_dtype_name(array)} is provided"
+            )
+
+
+def _shape_hint(signature: Signature, inputs: dict[str, np.ndarray]) -> str:
+    """Where the graph refused an input, say which input's shape the signature did not expect."""
+    for alias, array in sorted(inputs.items()):
+        binding = signature.inputs[alias]
+        if not binding.accepts_shape(array.shape):
+            return (f" (input '{alias}': has shape [{','.join(map(str, array.shape))}] but the signature "
+                    f"expects {binding.describe_shape()}, -1: any size)")
+    return ""
+
+
+def _code(error: tf.errors.OpError) -> Code:
+    """The gRPC status code of a TensorFlow error (both use the canonical code numbers)."""
+    return next((code for code in Code if code.value[0] == error.error_code), Code.UNKNOWN)
+
+
+def _first_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else message
 
 
 def _dtype_compatible(array: np.ndarray, dtype: tf.DType) -> bool:
@@ -232,7 +312,12 @@ def _dtype_compatible(array: np.ndarray, dtype: tf.DType) -> bool:
 
 
 def _dtype_name(array: np.ndarray) -> str:
-    return "string" if array.dtype.kind in "OSU" else type_name(tf.as_dtype(array.dtype))
+    if array.dtype.kind in "OSU":
+        return "string"
+    try:
+        return type_name(tf.as_dtype(array.dtype))
+    except TypeError:
+        return str(array.dtype)
 
 
 def type_name(dtype: tf.DType) -> str:
