@@ -63,6 +63,9 @@ def test_serving_ports_and_mounts(compose):
 def test_serving_flags_are_tf_servings_and_point_into_the_mounts(compose):
     serving = compose["services"]["serving"]
     flags = _serving_flags(serving["command"])
+    # `zoo promote` writes version_labels into models.config; TF Serving refuses a label on a
+    # version that is not loaded yet (at start, none is) unless this flag is set.
+    assert flags.allow_version_labels_for_unavailable_models is True
     assert str(flags.model_config_file) == "/models/models.config"
     assert flags.enable_batching is True
     assert flags.file_system_poll_wait_seconds > 0 and flags.model_config_file_poll_wait_seconds > 0
@@ -77,7 +80,14 @@ def test_every_mounted_serving_config_parses_with_the_protos(compose, tmp_path):
     serving = compose["services"]["serving"]
     flags = _serving_flags(serving["command"])
     batching = load_batching_parameters(_host_path(serving, str(flags.batching_parameters_file)))
-    assert batching.max_batch_size.value >= 1
+    # TF Serving refuses a request larger than max_batch_size ("Task size ... is larger than
+    # maximum input batch size"): `zoo predict`'s default chunk must fit.
+    from zoo.cli import build_parser
+
+    predict_rows = build_parser().parse_args(["predict", "m", "--input", "i", "--output", "o"]).batch_size
+    assert batching.max_batch_size.value >= predict_rows
+    assert batching.enable_large_batch_splitting.value
+    assert 1 <= batching.max_execution_batch_size.value <= batching.max_batch_size.value
     monitoring = load_monitoring_config(_host_path(serving, str(flags.monitoring_config_file)))
     assert monitoring.prometheus_config.enable
 

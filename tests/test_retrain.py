@@ -85,21 +85,24 @@ def test_retraining_on_new_rows_from_a_csv(served, tmp_path, load):
 
 
 def test_labels_rollback_versions_and_retention(served, tmp_path, capsys):
-    for _ in range(3):
+    for _ in range(4):
         retrain(served, "dnn-regressor", force=True, config_file=_yaml(tmp_path, "q.yaml", epochs=1))
-    promote(served, "dnn-regressor", 3)
-    promote(served, "dnn-regressor", 4, label="canary")
-    assert labels(served, "dnn-regressor") == {"stable": 3, "canary": 4}
-    assert rollback(served, "dnn-regressor") == (3, 2)
+    promote(served, "dnn-regressor", 4)
+    promote(served, "dnn-regressor", 5, label="canary")
+    assert labels(served, "dnn-regressor") == {"stable": 4, "canary": 5}
+    assert rollback(served, "dnn-regressor") == (4, 3)
     rows = {row.version: row for row in version_rows(served, "dnn-regressor")}
-    assert rows[2].labels == ("stable",) and rows[4].labels == ("canary",) and rows[4].served
-    assert not rows[1].served and rows[2].served
-    assert prune(served, "dnn-regressor", keep=1) == [1, 3]
-    assert [row.version for row in version_rows(served, "dnn-regressor")] == [4, 2]
+    assert rows[3].labels == ("stable",) and rows[5].labels == ("canary",) and rows[5].served
+    # Served: each labelled version and the one before it (TF Serving moves a label only to a
+    # loaded version, so a rollback's target must be loaded), and the newest.
+    assert [v for v, row in sorted(rows.items()) if row.served] == [2, 3, 4, 5]
+    assert prune(served, "dnn-regressor", keep=1) == [1]
+    assert [row.version for row in version_rows(served, "dnn-regressor")] == [5, 4, 3, 2]
 
     assert main(["versions", "dnn-regressor", "--models-dir", str(served)]) == 0
     out = capsys.readouterr().out
-    assert "stable" in out and "canary" in out and out.count("\n") == 3
+    assert "stable" in out and "canary" in out and out.count("\n") == 5
+    assert main(["rollback", "dnn-regressor", "--models-dir", str(served)]) == 0  # stable: 3 -> 2
     assert main(["rollback", "dnn-regressor", "--models-dir", str(served)]) == 2
     assert "'stable' is at version 2, the oldest there is" in capsys.readouterr().err
     assert main(["promote", "dnn-regressor", "9", "--models-dir", str(served)]) == 2
@@ -113,8 +116,12 @@ def test_a_running_server_follows_promotion_and_rollback(served, tmp_path):
     retrain(served, "dnn-regressor", force=True, config_file=_yaml(tmp_path, "b.yaml", epochs=5, learning_rate=1e-3))
     promote(served, "dnn-regressor", 2)
     config_file = served / "models.config"
+    from zoo.server.manager import LoadOptions
+
+    # A config that labels versions at start needs TF Serving's flag (docker-compose.yml sets it).
     embedded = ZooServer(load_model_config_file(config_file), config_dir=served, grpc_port=0, rest_port=0,
-                         poll_seconds=0.2, config_file=config_file, config_poll_seconds=0.2).start()
+                         poll_seconds=0.2, config_file=config_file, config_poll_seconds=0.2,
+                         load_options=LoadOptions(allow_unavailable_labels=True)).start()
     server = Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
     try:
         row = {"fixed_acidity": 7.4, "volatile_acidity": 0.7, "citric_acid": 0.0, "residual_sugar": 1.9,
@@ -131,7 +138,8 @@ def test_a_running_server_follows_promotion_and_rollback(served, tmp_path):
         assert version(1)[1] != version(2)[1]
         rollback(served, "dnn-regressor")
         deadline = time.monotonic() + 30
-        # The server re-reads models.config, loads version 1 again, and the label follows.
+        # The server re-reads models.config; version 1 stayed loaded (the version before a
+        # labelled one is kept for this), so TF Serving's rule lets the label move to it.
         while not (stable()[0] == 200 and stable() == version(1)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert stable()[0] == 200 and stable() == version(1)

@@ -61,6 +61,30 @@ def test_batching_joins_concurrent_requests_and_answers_each_with_its_own_rows(s
     assert batcher.batches_run < 40  # requests were answered by shared model calls
 
 
+def test_batching_refuses_what_tf_servings_batching_session_refuses(start):
+    """batching_util.h and shared_batch_scheduler.h: a request needs inputs with a common 0th
+    dimension, and no more rows than max_batch_size; under enable_large_batch_splitting a
+    request larger than a batch is still answered whole."""
+    server = start(["half_plus_two", "counter"], batching=_batching(
+        "max_batch_size { value: 8 } enable_large_batch_splitting { value: true } "
+        "max_execution_batch_size { value: 4 } num_batch_threads { value: 1 }"
+    ))
+    status, body = server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0] * 9})
+    assert (status, body) == (400, {"error": "Task size 9 is larger than maximum input batch size 8"})
+    values = [float(v) for v in range(6)]  # more rows than one batch runs
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": values}) == (
+        200, {"predictions": [0.5 * v + 2 for v in values]})
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "counter"
+    request.model_spec.signature_name = "incr_counter"
+    with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as error:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    assert error.value.details() == "Batching Run() must have at least one input tensor"
+
+
 def test_a_full_batch_queue_answers_503_at_once(start):
     server = start(["slow"], batching=_batching(
         "max_batch_size { value: 1 } max_enqueued_batches { value: 1 } num_batch_threads { value: 1 }"

@@ -95,6 +95,7 @@ def test_the_shipped_serving_configs_parse_with_tf_servings_field_names():
     from zoo.server.config import load_batching_parameters, load_monitoring_config
 
     batching = load_batching_parameters(REPO / "serving/batching.config")
-    assert batching.max_batch_size.value == 256 and batching.num_batch_threads.value == 2
+    assert batching.max_batch_size.value == 4096 and batching.max_execution_batch_size.value == 256
+    assert batching.enable_large_batch_splitting.value and batching.num_batch_threads.value == 2
     monitoring = load_monitoring_config(REPO / "serving/monitoring.config")
     assert monitoring.prometheus_config.enable and monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"

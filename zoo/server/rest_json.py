@@ -170,6 +170,12 @@ def _decode_instances(instances, signature: Signature) -> dict[str, np.ndarray]:
     for index, instance in enumerate(instances):
         if not _is_named_object(instance):
             raise invalid_argument(f"Expecting object but got list at item {index} of input list")
+        for key in instance:  # TF Serving's AddInstanceItem looks at each key in turn
+            if key not in expected:
+                raise invalid_argument(
+                    f"Failed to process element: {index} key: {_short_name(key)} of 'instances' list. "
+                    f"Error: JSON object: does not have named input: {_short_name(key)}"
+                )
         if set(instance) != expected:
             missing, extra = sorted(expected - set(instance)), sorted(set(instance) - expected)
             raise invalid_argument(
@@ -489,6 +495,10 @@ def _json_type(value) -> str:
     if isinstance(value, list):
         return "Array"
     return "Object"
+
+
+def _short_name(name: str, limit: int = 200) -> str:
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 def _short(value, limit: int = 200) -> str:
