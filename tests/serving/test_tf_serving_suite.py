@@ -650,17 +650,22 @@ def test_tf_saved_model_save_multiple_signatures(run_server, tmp_path):
     verify_predict(server.grpc_address, 1.0, VERSION)
 
 
-def _keras_signature(server):
-    """The (input alias, output alias) of serving_default, from the server's metadata."""
+def _predict_keras_export(server):
+    """Predict x = [[2.0]] under the aliases the server's metadata reports for serving_default;
+    returns (the response, the output alias)."""
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     request.model_spec.name = "default"
     with grpc.insecure_channel(server.grpc_address) as channel:
-        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=20)
-    signatures = get_model_metadata_pb2.SignatureDefMap()
-    response.metadata["signature_def"].Unpack(signatures)
-    signature = signatures.signature_def["serving_default"]
-    (input_alias,), (output_alias,) = list(signature.inputs), list(signature.outputs)
-    return input_alias, output_alias
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        metadata = stub.GetModelMetadata(request, timeout=20)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        metadata.metadata["signature_def"].Unpack(signatures)
+        signature = signatures.signature_def["serving_default"]
+        (input_alias,), (output_alias,) = list(signature.inputs), list(signature.outputs)
+        predict = predict_pb2.PredictRequest()
+        predict.model_spec.name = "default"
+        predict.inputs[input_alias].CopyFrom(_float_tensor(2.0, [1, 1]))
+        return stub.Predict(predict, timeout=20), output_alias
 
 
 @pytest.mark.embedded
@@ -676,13 +681,7 @@ def test_sequential_keras_saved_model_save(run_server, tmp_path, how):
                               keras.layers.Lambda(lambda x: x, name="y")])
     export = tmp_path / "keras_sequential_saved_model_save" / "00000123"
     tf.saved_model.save(model, str(export)) if how == "tf.saved_model.save" else model.export(str(export), verbose=False)
-    server = run_server("default", export.parent)
-    input_alias, output_alias = _keras_signature(server)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "default"
-    request.inputs[input_alias].CopyFrom(_float_tensor(2.0, [1, 1]))
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        result = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+    result, output_alias = _predict_keras_export(run_server("default", export.parent))
     assert result.outputs[output_alias].dtype == types_pb2.DT_FLOAT
     assert list(result.outputs[output_alias].float_val) == [2.0]
     verify_model_spec(result.model_spec, "default", "serving_default", VERSION)
@@ -707,13 +706,7 @@ def test_distrat_sequential_keras_saved_model_save(run_server, tmp_path):
     export = tmp_path / "keras_sequential_saved_model_save" / "00000123"
     subprocess.run([sys.executable, "-c", _DISTRIBUTED_EXPORT, str(export)], check=True, capture_output=True,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
-    server = run_server("default", export.parent)
-    input_alias, output_alias = _keras_signature(server)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "default"
-    request.inputs[input_alias].CopyFrom(_float_tensor(2.0, [1, 1]))
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        result = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+    result, output_alias = _predict_keras_export(run_server("default", export.parent))
     assert list(result.outputs[output_alias].float_val) == [2.0]
 
 
