@@ -23,7 +23,7 @@ from zoo.server.errors import ServingError
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
 from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server
 from zoo.server.manager import LoadOptions, ModelManager
-from zoo.server.rest import RestServer
+from zoo.server.rest import RestServer, is_loopback
 
 log = logging.getLogger("zoo.server")
 
@@ -156,10 +156,13 @@ def server_from_args(args) -> ZooServer:
         warmup=args.enable_model_warmup,
         warmup_iterations=args.num_request_iterations_for_warmup,
         allow_unavailable_labels=args.allow_version_labels_for_unavailable_models,
+        max_load_retries=args.max_num_load_retries,
+        load_retry_seconds=args.load_retry_interval_micros / 1e6,
     )
     grpc_options = GrpcOptions(
         socket_path=args.grpc_socket_path, channel_arguments=args.grpc_channel_arguments,
         max_threads=args.grpc_max_threads, tensor_content=args.enable_serialization_as_tensor_content,
+        max_tensor_elements=args.max_tensor_elements,
     )
     parse_channel_arguments(args.grpc_channel_arguments)  # a malformed list fails before anything loads
     return ZooServer(
@@ -172,8 +175,19 @@ def server_from_args(args) -> ZooServer:
     )
 
 
+def exposure_warning(bind_address: str) -> str | None:
+    """The warning for a server that listens beyond this machine, or None on loopback."""
+    if is_loopback(bind_address):
+        return None
+    return (f"listening on {bind_address}: anyone who reaches these ports can load, unload and repoint models "
+            "(HandleReloadConfigRequest) and run any model; the model-management API has no "
+            "authentication, as in TF Serving. Keep the ports behind a network boundary you control.")
+
+
 def serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if warning := exposure_warning(args.bind_address):
+        log.warning(warning)
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     try:
         server = server_from_args(args).start()

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_TENSOR_ELEMENTS = 1 << 24  # 16.8M values a request: 64 MB of float32, 128 MB of doubles
 # TF Serving's default is 0 (as many as cores). The zoo's models are chains of layers with no
 # independent ops to overlap, and a second inter-op thread only adds hand-offs: one thread
 # took a 1-row gRPC Predict from ~3.3 ms to ~1.9 ms p50 on 2 cores (docs/OPTIMIZATIONS.md).
@@ -62,8 +63,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{INTER_OP_THREADS}, see docs/OPTIMIZATIONS.md)")
     parser.add_argument("--bind_address", default="127.0.0.1",
                         help="zoo only: the address to listen on (TF Serving listens on all)")
+    parser.add_argument("--max_num_load_retries", type=int, default=5,
+                        help="times a version that failed to load is tried again (and whenever its files change)")
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60 * 1000 * 1000,
+                        help="the wait between those tries")
+    parser.add_argument("--max_tensor_elements", type=_positive_int, default=DEFAULT_MAX_TENSOR_ELEMENTS,
+                        help="zoo only: the most elements a gRPC Predict request's inputs may declare, all "
+                             "together (also at most 16 a byte of the request: a shape declared and not sent)")
     parser.add_argument("--rest_api_max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help="zoo only: the largest REST request body accepted")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 def _flag_bool(text: str) -> bool:

@@ -27,6 +27,7 @@ from zoo import tensor_protos
 from zoo.errors import ConfigError
 from zoo.server.core import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
+from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, check_request_tensors
 
 log = logging.getLogger("zoo.server")
 MAX_MESSAGE_BYTES = 2**31 - 1  # as TF Serving: large batches must not hit gRPC's 4 MB default
@@ -71,17 +72,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     Args:
         core: what serves the requests.
         tensor_content: answer Predict with `tensor_content` rather than typed value fields.
+        max_tensor_elements: the most elements a Predict request's inputs may declare.
     """
 
-    def __init__(self, core: ServingCore, tensor_content: bool = False):
+    def __init__(self, core: ServingCore, tensor_content: bool = False,
+                 max_tensor_elements: int = DEFAULT_MAX_ELEMENTS):
         self.core = core
         self.tensor_content = tensor_content
+        self.max_tensor_elements = max_tensor_elements
 
     @_serve
     def Predict(self, request, context):
         name = request.model_spec.name
         with self.core.observe(name, "Predict", "GRPC"):
             target = _target(request)
+            # Before decoding: a shape declared and not sent must not allocate its gigabytes.
+            check_request_tensors(request.inputs, request.ByteSize(), self.max_tensor_elements)
             inputs = {alias: tensor_to_array(alias, proto) for alias, proto in request.inputs.items()}
             servable, _, outputs = self.core.predict(
                 target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
@@ -144,7 +150,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 @dataclasses.dataclass(frozen=True)
 class GrpcOptions:
     """The gRPC server's flags: --port, --grpc_socket_path, --grpc_channel_arguments,
-    --grpc_max_threads, --enable_serialization_as_tensor_content."""
+    --grpc_max_threads, --enable_serialization_as_tensor_content, --max_tensor_elements."""
 
     host: str = "127.0.0.1"
     port: int = 8500  # 0: any free port; None: no TCP port (a socket path only)
@@ -152,6 +158,7 @@ class GrpcOptions:
     channel_arguments: str = ""
     max_threads: int = 32
     tensor_content: bool = False
+    max_tensor_elements: int = DEFAULT_MAX_ELEMENTS  # zoo only: see tensor_checks
 
 
 def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
@@ -182,7 +189,7 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions) -> tuple[grpc.Ser
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core, options.tensor_content), server
+        PredictionService(core, options.tensor_content, options.max_tensor_elements), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     bound = None

@@ -6,7 +6,10 @@ name reads as an integer, as TF Serving reads it: `00000123` is version 123, loa
 `specific`), loads the new ones (replaying their warm-up requests) and only then unloads
 the ones no longer asked for, so a rollout never leaves a moment without a version to
 serve. A version that fails to load is recorded, with its error, in the model status and
-the log, and whatever was serving before keeps serving.
+the log, and whatever was serving before keeps serving. It is tried again as soon as any
+file in its folder changes (a copy the poller caught half-written, a fix in place), and
+otherwise up to `max_load_retries` times, `load_retry_seconds` apart (TF Serving's
+--max_num_load_retries and --load_retry_interval_micros).
 
 Version labels map names such as `stable` to versions. As in TF Serving's ServerCore, a
 config may only point a label at a version that is loaded now, unless
@@ -22,6 +25,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2
@@ -47,6 +51,8 @@ class LoadOptions:
     warmup: bool = True  # --enable_model_warmup
     warmup_iterations: int = 1  # --num_request_iterations_for_warmup
     allow_unavailable_labels: bool = False  # --allow_version_labels_for_unavailable_models
+    max_load_retries: int = 5  # --max_num_load_retries
+    load_retry_seconds: float = 60.0  # --load_retry_interval_micros, in seconds
 
 
 @dataclasses.dataclass
@@ -57,7 +63,9 @@ class VersionRecord:
     state: int = State.START
     error: ServingError | None = None
     servable: Servable | None = None
-    stamp: float = 0.0  # the folder's mtime when it was last tried
+    stamp: tuple = ()  # the folder's files (path, size, mtime) when it was last tried
+    attempts: int = 0  # failed loads of these files
+    failed_at: float = 0.0  # monotonic time of the last failure
 
 
 @dataclasses.dataclass
@@ -95,6 +103,7 @@ class ModelManager:
         self._config_dir = config_dir
         self._poll_seconds = poll_seconds
         self._heap_changed = False  # a version loaded, failed or was dropped since the last freeze
+        self._warned: set[str] = set()  # folders already warned about (once, not once a poll)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._apply(config)
@@ -187,33 +196,44 @@ class ModelManager:
             record = entry.versions.get(version)
             if record is not None and record.state == State.AVAILABLE:
                 continue
-            path, stamp = on_disk[version]
-            if record is not None and record.error is not None and record.stamp == stamp:
-                continue  # failed before and unchanged since: do not retry every poll
-            self._load(entry, version, path, stamp)
+            path = on_disk[version]
+            stamp = content_stamp(path)
+            if record is not None and record.error is not None and not self._retry_due(record, stamp):
+                continue
+            self._load(entry, version, path, stamp, record)
         if any(v in entry.available() for v in aspired):
             for version, record in list(entry.versions.items()):
                 if version not in aspired and record.state == State.AVAILABLE:
                     self._unload(entry, record)
 
-    def _versions_on_disk(self, entry: ModelEntry) -> dict[int, tuple[Path, float]]:
-        """Version folders under the base path that stay inside it: version -> (folder, mtime)."""
+    def _retry_due(self, failed: VersionRecord, stamp: tuple) -> bool:
+        """A failed version is tried again when its files changed, or on the retry schedule."""
+        if failed.stamp != stamp:
+            return True
+        options = self.options
+        return failed.attempts <= options.max_load_retries and \
+            time.monotonic() - failed.failed_at >= options.load_retry_seconds
+
+    def _versions_on_disk(self, entry: ModelEntry) -> dict[int, Path]:
+        """Version folders under the base path that stay inside it: version -> folder."""
         base = entry.base_path
         root = os.path.realpath(base)
         found = {}
         for version, folder in version_folders(base).items():
             if os.path.commonpath([root, os.path.realpath(folder)]) != root:
-                log.warning("ignoring %s: it leads outside the base path %s", folder, base)
+                if str(folder) not in self._warned:  # once: the poller sees it every second
+                    self._warned.add(str(folder))
+                    log.warning("ignoring %s: it leads outside the base path %s", folder, base)
                 continue
-            try:
-                found[version] = (folder, folder.stat().st_mtime)
-            except OSError:
-                continue  # removed since it was listed
+            found[version] = folder
         return found
 
-    def _load(self, entry: ModelEntry, version: int, path: Path, stamp: float) -> None:
+    def _load(self, entry: ModelEntry, version: int, path: Path, stamp: tuple,
+              failed: VersionRecord | None = None) -> None:
         name = entry.config.name
         record = VersionRecord(version, State.LOADING, stamp=stamp)
+        if failed is not None and failed.stamp == stamp:
+            record.attempts = failed.attempts  # the same files again: a scheduled retry
         self._heap_changed = True
         with self._lock:
             entry.versions[version] = record
@@ -226,6 +246,8 @@ class ModelManager:
         except Exception as error:  # noqa: BLE001  (any failure is a failed version)
             message = getattr(error, "message", None) or str(error) or type(error).__name__
             record.state, record.error = State.END, ServingError(Code.UNKNOWN, message.splitlines()[0])
+            record.attempts += 1
+            record.failed_at = time.monotonic()
             with self._lock:
                 entry.versions[version] = record
             log.error("failed to load %s version %d: %s", name, version, record.error.message)
@@ -247,6 +269,10 @@ class ModelManager:
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)
+
+    def is_configured(self, name: str) -> bool:
+        """Whether the config names this model (a dict lookup: safe for any client string)."""
+        return name in self._models
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable for a request: a version, a label, or the latest available."""
@@ -337,3 +363,21 @@ def freeze_heap() -> None:
     gc.collect()
     gc.freeze()
 
+
+
+def content_stamp(folder: Path) -> tuple:
+    """What a version folder holds, cheaply: (path, size, mtime) of every file below it.
+
+    A folder's own mtime changes only when an entry directly inside it is added or
+    removed, not when a file deeper down (variables/...) is rewritten in place or finished
+    by a copy that was caught half-way."""
+    entries = []
+    for directory, _, files in os.walk(folder):
+        for file in files:
+            path = os.path.join(directory, file)
+            try:
+                status = os.stat(path)
+            except OSError:
+                continue  # removed while listed
+            entries.append((os.path.relpath(path, folder), status.st_size, status.st_mtime_ns))
+    return tuple(sorted(entries))
