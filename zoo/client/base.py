@@ -179,14 +179,15 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
         if series.dtype == object and len(series) and _is_list(series.iloc[0]):
             columns[name] = _stack_cells(series, name)
             continue
-        numbers = pd.to_numeric(series, errors="coerce")
-        bad = numbers.isna()
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy()
+        bad = ~np.isfinite(numbers)  # also 1e400 and inf: a model answers them with NaN or nonsense
         if bad.any():
-            row = series.index[bad.to_numpy().nonzero()[0][0]]
+            row = series.index[bad.nonzero()[0][0]]
             value = series.loc[row]
             what = "an empty cell" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else repr(value)
-            raise ClientError(f"row {row}, column '{name}': expected a number, got {what}")
-        columns[name] = numbers.to_numpy()
+            kind = "a finite number" if np.isinf(numbers[bad.nonzero()[0][0]]) else "a number"
+            raise ClientError(f"row {row}, column '{name}': expected {kind}, got {what}")
+        columns[name] = numbers
     return columns
 
 
