@@ -18,22 +18,24 @@ def _zoo_command():
     return [str(script)] if script.exists() else [sys.executable, "-m", "zoo.cli"]
 
 
-def test_zoo_train_from_the_command_line_exports_a_new_version_each_run(tmp_path):
+def test_zoo_train_from_the_command_line_exports_once_and_says_so_when_rerun(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    outputs = []
-    for _ in range(2):
+    runs = []
+    for seed in ("42", "42", "7"):  # the same command twice, then a new seed
         done = subprocess.run(
-            [*_zoo_command(), "train", "dnn-regressor", "--epochs", "2", "--verbose", "0"],
+            [*_zoo_command(), "train", "dnn-regressor", "--epochs", "2", "--verbose", "0", "--seed", seed],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        outputs.append(done.stdout)
-    assert "version: models/dnn-regressor/1" in outputs[0]
-    assert "version: models/dnn-regressor/2" in outputs[1]
+        runs.append(done)
+    assert "version: models/dnn-regressor/1" in runs[0].stdout
+    assert "version: models/dnn-regressor/1" in runs[1].stdout  # not trained, not published twice
+    assert "already finished" in runs[1].stderr and "models/dnn-regressor/1" in runs[1].stderr
+    assert "version: models/dnn-regressor/2" in runs[2].stdout
     assert "oneDNN" not in done.stderr and "cuda" not in done.stderr.lower()
-    (run_dir,) = (tmp_path / "runs" / "dnn-regressor").iterdir()
+    run_dir = next(p for p in (tmp_path / "runs" / "dnn-regressor").iterdir() if "seed7" in p.name)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert f"mae {metrics['test']['mae']:.4f}" in outputs[1]
+    assert f"mae {metrics['test']['mae']:.4f}" in runs[2].stdout
 
     import tensorflow as tf
 

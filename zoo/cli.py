@@ -292,7 +292,9 @@ def cmd_export(args) -> int:
         raise ExportError(f"{args.run_dir} is not a finished run: it needs {CARD_FILE} and {MODEL_FILE}")
     card = json.loads(card_file.read_text(encoding="utf-8"))
     from zoo.evaluate import dataset_from_card
-    from zoo.train import WARMUP_ROWS
+    from zoo.train import WARMUP_ROWS, require_finite
+
+    require_finite(card.get("metrics", {}), args.run_dir)  # a NaN model is never published
 
     test = dataset_from_card(card).test
     version_dir = export_keras_file(

@@ -19,3 +19,7 @@ class ConfigError(ZooError):
 
 class ExportError(ZooError):
     """A model cannot be exported or a model version cannot be found."""
+
+
+class TrainingError(ZooError):
+    """A run produced a model that must not be published (a loss or metric not finite)."""

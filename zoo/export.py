@@ -183,6 +183,7 @@ def export_model(
         model_card.write(folder, {**card, "name": name, "version": version})
 
     models_dir = Path(models_dir)
+    repository.read_serving_config(models_dir)  # a corrupt models.config fails before anything is published
     version_dir = repository.publish_version(models_dir, name, write, stamp)
     repository.write_serving_config(models_dir)
     return version_dir

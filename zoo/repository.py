@@ -125,7 +125,9 @@ def publish_version(
     """
     model_dir = models_dir / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
+    remove_abandoned(model_dir, ".incoming-")
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{os.getpid()}-", dir=model_dir))
+    staging.chmod(0o777 & ~UMASK)  # mkdtemp makes it 0700: a server of another user could not read it
     try:
         write(staging)
         version = (versions(model_dir) or [0])[-1] + 1
@@ -205,6 +207,38 @@ def write_serving_config(models_dir: Path, serving_root: str = DEFAULT_SERVING_R
     return path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()  # read once, at import: os.umask can only be read by setting it
+
+
+def remove_abandoned(folder: Path, prefix: str) -> None:
+    """Remove what a killed writer left: `<prefix><pid>-...` entries whose process is gone
+    (a kill -9 mid-export left its staging folder, up to megabytes, forever)."""
+    for entry in folder.glob(f"{prefix}*"):
+        pid_text = entry.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
 @contextlib.contextmanager
 def _locked(models_dir: Path):
     with open(models_dir / ".models.config.lock", "w") as handle:
@@ -218,10 +252,14 @@ def _locked(models_dir: Path):
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    remove_abandoned(path.parent, f".{path.name}.")
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp makes it 0600, whatever the umask
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):

@@ -14,7 +14,11 @@ and exports (see `zoo.distribution.Role`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
+import math
+import os
 import platform
 import shutil
 import time
@@ -29,7 +33,7 @@ import zoo
 from zoo import distribution
 from zoo.config import TrainConfig
 from zoo.datasets import Dataset, load_dataset
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, TrainingError
 from zoo.export import export_model
 from zoo.plots import plot_history
 from zoo.registry import ModelInfo, create_model, model_info
@@ -41,9 +45,11 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"  # the model card fields, for `zoo export RUN_DIR`
 BACKUP_DIR = "backup"
+FINISHED_FILE = "finished.json"  # written last: the data it was trained on and the version it made
 WORKERS_DIR = "workers"  # under a multi-worker run's folder: one folder per non-chief worker
 SCRATCH_MODELS_DIR = "scratch-models"
 WARMUP_ROWS = 8
+log = logging.getLogger("zoo.train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +96,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         # rather than when its own clock says so.
         config = dataclasses.replace(config, backup_seconds=0)
     run_dir.mkdir(parents=True, exist_ok=True)
+    data_digest = _data_digest(config)
+    if role.is_chief and config.strategy is None:
+        finished = finished_run(run_dir, config, models_dir, data_digest)
+        if finished is not None:  # the same command again: say what it made, do not make it twice
+            return finished
     config.write_yaml(run_dir / CONFIG_FILE)
+    _drop_unreadable_backup(run_dir / BACKUP_DIR)
 
     with strategy.scope():  # variables are created (and mirrored) where the strategy says
         model = create_model(config.model, data, **config.hparams)
@@ -145,6 +157,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         "primary_metric": info.primary_metric,
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    require_finite(metrics, run_dir)  # before the model is saved, plotted or exported
     plot_history(run_dir / HISTORY_FILE, run_dir / CURVES_FILE)
     model.save(run_dir / MODEL_FILE)
     card = model_card_fields(config, info, data, metrics)
@@ -160,7 +173,86 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         if not role.is_chief:
             shutil.rmtree(models_dir)
             version_dir = None
+    if role.is_chief:
+        _write_json_atomically(run_dir / FINISHED_FILE, {
+            "data_sha256": data_digest, "models_dir": str(models_dir.resolve()) if version_dir else None,
+            "version": int(version_dir.name) if version_dir else None,
+        })
     return RunResult(config=config, run_dir=run_dir, metrics=metrics, version_dir=version_dir)
+
+
+def finished_run(run_dir: Path, config: TrainConfig, models_dir: Path, data_digest: str | None) -> RunResult | None:
+    """The result of this very run if it already finished: same folder, same data, and (when
+    exporting) its version still published in the same repository; else None."""
+    try:
+        record = json.loads((run_dir / FINISHED_FILE).read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("data_sha256") != data_digest or (run_dir / BACKUP_DIR).exists():
+        return None
+    version_dir = None
+    if config.export:
+        version = record.get("version")
+        version_dir = models_dir / config.model / str(version)  # as the first run named it
+        if version is None or record.get("models_dir") != str(models_dir.resolve()) or \
+                not (version_dir / "saved_model.pb").is_file():
+            return None  # finished without exporting here, or the version was pruned: train again
+    log.warning("this run already finished in %s%s; not training it again (a new --seed, or "
+                "--output-dir, trains anew)", run_dir, f" and was published as {version_dir}" if version_dir else "")
+    return RunResult(config=config, run_dir=run_dir, metrics=metrics, version_dir=version_dir)
+
+
+def _data_digest(config: TrainConfig) -> str | None:
+    """The SHA-256 of a user's data file (its path alone is in the run folder's name, and the
+    file may have changed since); None for the zoo's own datasets, which are checked by hash."""
+    if not config.data or not Path(config.data).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(config.data, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _drop_unreadable_backup(backup_dir: Path) -> None:
+    """A resume checkpoint that cannot be read (a run killed while writing it, before writes
+    were atomic) is removed with a warning, so that the run starts over instead of failing
+    every time with `OSError: truncated file`."""
+    weights = backup_dir / "latest.weights.h5"
+    for partial in backup_dir.glob(".partial-*"):
+        partial.unlink(missing_ok=True)
+    if not weights.exists():
+        return
+    try:
+        import h5py
+
+        with h5py.File(weights, "r"):
+            pass
+    except OSError as error:
+        log.warning("the resume checkpoint %s cannot be read (%s); starting the run over", weights, error)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def _write_json_atomically(path: Path, value) -> None:
+    temp = path.with_name(f".{path.name}.partial")
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def require_finite(metrics: dict, run_dir: Path) -> None:
+    """Refuse a run whose test or validation metrics are not finite numbers: such a model
+    answers NaN (or nonsense) for every row, and must never become a version."""
+    for split in ("test", "validation"):
+        for name, value in metrics.get(split, {}).items():
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise TrainingError(
+                    f"the trained model's {split} {name} is {value}: it is not exported. Look for "
+                    f"infinite or huge values in the data, or lower the learning rate; the run is in {run_dir}"
+                )
 
 
 def seed_everything(seed: int) -> None:
@@ -193,6 +285,22 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._save_model()
             self._saved_at = now
 
+    def _save_model(self):
+        """Keras's save, made atomic: the weights and the epoch are written to temporary
+        files and renamed over the checkpoint, so a run killed mid-write leaves the previous
+        checkpoint whole (Keras writes in place: a kill left a 96-byte file that every later
+        run failed to read)."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial = os.path.join(self.backup_dir, f".partial-{os.getpid()}")
+        self.model.save_weights(filepath=partial + ".weights.h5", overwrite=True)
+        _fsync(partial + ".weights.h5")
+        with open(partial + ".json", "w", encoding="utf-8") as handle:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial + ".weights.h5", self._weights_path)
+        os.replace(partial + ".json", self._training_metadata_path)
+
     def saved_epoch(self) -> int | None:
         """The epoch a resumed run starts at, from the checkpoint's metadata (None: none)."""
         try:
@@ -200,6 +308,11 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
                 return int(json.load(handle)["epoch"])
         except (OSError, ValueError, KeyError):
             return None
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _truncate_history(history_csv: Path, epochs: int) -> None:

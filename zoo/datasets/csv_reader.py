@@ -11,6 +11,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoo.errors import DatasetError
@@ -91,12 +92,16 @@ def read_csv(
         bad = numbers.isna() & ~((cells == "") & (column in may_be_empty))
         if bad.any() and expected_columns is None and _mostly_text(cells, numbers):
             continue
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
+        # "1e400" reads as inf (and "nan" as NaN): one such cell trains a model whose loss
+        # and every answer are NaN, and that model was exported as a new version.
+        infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
+        if bad.any() or infinite.any():
+            row = int((bad.to_numpy() | infinite).nonzero()[0][0])
             found = "an empty cell" if cells.iloc[row] == "" else repr(cells.iloc[row])
+            kind = "a finite number" if infinite[row] else "a number"
             raise DatasetError(
                 f"dataset '{dataset}': {path} line {row + 2}, column '{column}': "
-                f"expected a number, got {found}"
+                f"expected {kind}, got {found}"
             )
         frame[column] = numbers.astype("float64")
     return frame
