@@ -34,16 +34,25 @@ _LITTLE_ENDIAN = sys.byteorder == "little"  # tensor_content is little-endian
 
 def to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """The array a TensorProto holds (raises TypeError/ValueError as tf.make_ndarray does)."""
+    array = whole_array(proto)
+    return array if array is not None else tf.make_ndarray(proto)
+
+
+def whole_array(proto: tensor_pb2.TensorProto) -> np.ndarray | None:
+    """The array of a numeric TensorProto that carries every one of its values (as content
+    or typed values), in one numpy call; None for anything else (strings, other dtypes, a
+    tensor padded from fewer values), which only TensorFlow's own path decodes."""
     numeric = _NUMERIC.get(proto.dtype)
-    if numeric is not None and _LITTLE_ENDIAN:
-        dtype, field = numeric
-        shape = tuple(dim.size for dim in proto.tensor_shape.dim)
-        content = proto.tensor_content
-        # (a copy of the bytes, not a read-only view: callers may hand the array on to users)
-        values = np.frombuffer(content, dtype).copy() if content else np.array(getattr(proto, field), dtype)
-        if values.size == math.prod(shape):
-            return values.reshape(shape)
-    return tf.make_ndarray(proto)
+    if numeric is None or not _LITTLE_ENDIAN:
+        return None
+    dtype, field = numeric
+    shape = tuple(dim.size for dim in proto.tensor_shape.dim)
+    content = proto.tensor_content
+    # (a copy of the bytes, not a read-only view: callers may hand the array on to users)
+    values = np.frombuffer(content, dtype).copy() if content else np.array(getattr(proto, field), dtype)
+    if values.size != math.prod(shape) or proto.tensor_shape.unknown_rank:
+        return None
+    return values.reshape(shape)
 
 
 def to_proto(array: np.ndarray, *, as_content: bool = True) -> tensor_pb2.TensorProto:

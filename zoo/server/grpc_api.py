@@ -13,7 +13,6 @@ import dataclasses
 import logging
 
 import grpc
-import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
     model_management_pb2,
@@ -27,7 +26,7 @@ from zoo import tensor_protos
 from zoo.errors import ConfigError
 from zoo.server.core import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
-from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, check_request_tensors
+from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 
 log = logging.getLogger("zoo.server")
 MAX_MESSAGE_BYTES = 2**31 - 1  # as TF Serving: large batches must not hit gRPC's 4 MB default
@@ -86,9 +85,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         name = request.model_spec.name
         with self.core.observe(name, "Predict", "GRPC"):
             target = _target(request)
-            # Before decoding: a shape declared and not sent must not allocate its gigabytes.
-            check_request_tensors(request.inputs, request.ByteSize(), self.max_tensor_elements)
-            inputs = {alias: tensor_to_array(alias, proto) for alias, proto in request.inputs.items()}
+            # A shape declared and not sent must not allocate its gigabytes (tensor_checks).
+            inputs = decode_request_tensors(request.inputs, request.ByteSize(), self.max_tensor_elements)
             servable, _, outputs = self.core.predict(
                 target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
             )
@@ -202,10 +200,3 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions) -> tuple[grpc.Ser
             raise OSError(f"cannot bind the gRPC socket {options.socket_path}")
     server.start()
     return server, bound
-
-
-def tensor_to_array(name: str, proto) -> np.ndarray:
-    try:
-        return tensor_protos.to_array(proto)
-    except (TypeError, ValueError) as error:
-        raise invalid_argument(f"tensor parsing error: {name} ({error})") from None

@@ -25,6 +25,7 @@ refused (a web page's cross-site `text/plain` POST, which needs no preflight, is
 
 from __future__ import annotations
 
+import functools
 import http.server
 import ipaddress
 import logging
@@ -317,6 +318,7 @@ def _host_name(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
+@functools.lru_cache(maxsize=256)  # a handful of Host names, asked on every request
 def is_loopback(name: str) -> bool:
     """Whether a host name or address is this machine's loopback."""
     if name.lower() in LOOPBACK_NAMES:

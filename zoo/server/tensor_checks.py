@@ -15,6 +15,12 @@ gigabytes of it, before anything looked at it. So, before decoding:
   so only a shape declared and not sent can reach that bound.
 
 Each error is INVALID_ARGUMENT and names the input and what was expected.
+
+`decode_request_tensors` applies these checks only where they are needed: a numeric tensor
+that carries all its values is decoded at once (its size is what was sent, so it cannot
+amplify; checking it first cost as much again as decoding, ~100 us an 11-input request), and
+only the rest (strings, padded values, odd dtypes and shapes) is checked before TensorFlow
+decodes it.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
+from zoo import tensor_protos
 from zoo.server.errors import invalid_argument
 from zoo.server.flags import DEFAULT_MAX_TENSOR_ELEMENTS as DEFAULT_MAX_ELEMENTS
 
@@ -51,17 +59,42 @@ _SENDABLE = {
 }
 
 
+def decode_request_tensors(tensors: Mapping[str, tensor_pb2.TensorProto], request_bytes: int,
+                           max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
+    """A request's inputs as arrays, every tensor checked before it can allocate more than
+    was sent (see the module docstring); INVALID_ARGUMENT names the input."""
+    arrays, others, total = {}, {}, 0
+    for alias, proto in tensors.items():
+        array = tensor_protos.whole_array(proto)
+        if array is None:
+            others[alias] = proto
+        else:
+            arrays[alias] = array
+            total += array.size
+    if others:
+        check_request_tensors(others, request_bytes, max_elements, already=total)
+        for alias, proto in others.items():
+            try:
+                arrays[alias] = tensor_protos.to_array(proto)
+            except (TypeError, ValueError) as error:
+                raise invalid_argument(f"tensor parsing error: {_short(alias)} ({error})") from None
+    elif total > max_elements:
+        raise invalid_argument(f"the request holds {total} elements, more than --max_tensor_elements={max_elements}")
+    return {alias: arrays[alias] for alias in tensors}
+
+
 def check_request_tensors(tensors: Mapping[str, tensor_pb2.TensorProto], request_bytes: int,
-                          max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+                          max_elements: int = DEFAULT_MAX_ELEMENTS, already: int = 0) -> None:
     """Refuse a request's tensors (INVALID_ARGUMENT naming the input) before they are decoded.
 
     Args:
         tensors: the request's inputs by alias.
         request_bytes: the size of the message as received (its ByteSize()).
         max_elements: `--max_tensor_elements`.
+        already: elements of the request's other inputs, already decoded.
     """
     limit = min(max_elements, max(FLOOR, AMPLIFICATION * request_bytes))
-    total = 0
+    total = already
     for alias, proto in tensors.items():
         total += check_tensor(alias, proto)
         if total > limit:
