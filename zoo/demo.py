@@ -2,9 +2,11 @@
 they went and how they scored, then serve them with `zoo serve`'s server and show the same
 rows predicted by the REST client and by the gRPC client (`--serve` keeps the server up).
 
-The offline models (digits, synthetic coffee roasts) always run. The models on downloaded
-data run when their file is in the cache or can be downloaded, and are skipped with the
-reason otherwise, so the demo works on a machine with no network.
+Every demo model trains offline: digits and the synthetic coffee roasts are generated or
+come with scikit-learn, and red wine and cereals ship with the zoo (zoo/datasets/files). A
+model whose data cannot be read is skipped with the reason (a user's broken ZOO_DATA_DIR copy,
+say), and the rest still run. Run again, a finished model is not trained twice: its version
+is reused (see zoo/train.py, finished_run).
 """
 
 from __future__ import annotations

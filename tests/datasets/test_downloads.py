@@ -165,3 +165,35 @@ def test_a_corrupt_idx_file_is_reported(tmp_path):
     text.write_bytes(gzip.compress(b"hello world, not an idx file"))
     with pytest.raises(DatasetError, match="not an IDX file"):
         read_idx("fashion-mnist", text)
+
+
+def test_the_shipped_tables_load_offline_into_an_empty_cache(cache, monkeypatch):
+    """A fresh machine with no cache and no network: red wine, cereals and California
+    housing come from the copies shipped in the package, verified like downloads."""
+    from zoo.datasets import tabular
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a shipped dataset must not be downloaded")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    rows = {"red-wine": 1599, "cereals": 74, "california-housing": 20433}
+    published = {"red-wine": tabular.RED_WINE_SHA256, "cereals": tabular.CEREALS_SHA256,
+                 "california-housing": tabular.HOUSING_SHA256}
+    for name, expected in rows.items():
+        data = load_dataset(name)
+        assert sum(data.split["rows"].values()) == expected, name
+        assert data.checksum == f"sha256:{published[name]}", name
+    assert sorted(p.name for p in cache.iterdir()) == ["housing.csv"]  # only the compressed one is written out
+
+
+def test_a_user_file_or_url_still_wins_over_the_shipped_copy(cache, serve, tmp_path):
+    """The Kaggle re-upload (commas, unquoted header): same rows, other bytes, so the
+    checksum says which file was read."""
+    wine = (REFERENCE / "winequality-red.csv").read_bytes()
+    kaggle = wine.replace(b";", b",").replace(b'"', b"")
+    (tmp_path / "wine.csv").write_bytes(kaggle)
+    digest = "sha256:" + hashlib.sha256(kaggle).hexdigest()
+    assert load_dataset("red-wine", path=str(tmp_path / "wine.csv")).checksum == digest
+    server = serve({"/wine.csv": kaggle})
+    assert load_dataset("red-wine", url=f"{server.url}/wine.csv").checksum == digest
+    assert server.requests == ["/wine.csv"]

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from zoo.datasets.base import Table, register_dataset
-from zoo.datasets.cache import fetch, file_digest
+from zoo.datasets.bundled import bundled_copy
+from zoo.datasets.cache import data_dir, fetch, file_digest
 from zoo.datasets.csv_reader import read_csv
 from zoo.errors import DatasetError
 
@@ -60,11 +61,15 @@ HOUSING_COLUMNS = [
 
 def _published_file(dataset: str, filename: str, url: str | None, default_url: str,
                     sha256: str, path: str | None) -> tuple[Path, str]:
-    """The local file to parse and its checksum: a user's `path`, or the cached download."""
+    """The local file to parse and its checksum: a user's `path`, the cached copy, the copy
+    shipped with the zoo, or a download."""
     if path is not None:
         file = Path(path)
         if not file.is_file():
             raise DatasetError(f"dataset '{dataset}': no file at {file}")
+    elif url is None and not (data_dir() / filename).is_file() and \
+            (shipped := bundled_copy(dataset, filename, sha256)) is not None:
+        file = shipped
     else:
         # A user-chosen URL may serve another copy of the data: verify it by parsing instead.
         checksum = f"sha256:{sha256}" if url is None else None
