@@ -1,9 +1,10 @@
 """Test set-up: offline data, quiet TensorFlow, and small shared fixtures.
 
 The data cache points at the project's reference copies in ../shared/datasets when that
-folder exists (CI and developer machines). Elsewhere (a clone on its own) the tests write
-stand-in files with the published files' exact format, columns and row counts, so every
-loader runs its real parsing code either way.
+folder exists (CI and developer machines). Elsewhere (a clone on its own) it points at a
+folder holding the copies the zoo ships (zoo/datasets/files): the same published files, so a
+fresh clone tests exactly what CI tests. Stand-in files are written only where a test needs a
+malformed or tiny file, and for Fashion-MNIST, which is not shipped.
 """
 
 from __future__ import annotations
@@ -28,13 +29,24 @@ def pytest_configure(config):
         os.environ["ZOO_DATA_DIR"] = str(SHARED_DATASETS)
         config.zoo_data_source = f"reference copies in {SHARED_DATASETS}"
     else:
-        from tests.standin_data import write_standin_datasets
-
-        folder = Path(tempfile.mkdtemp(prefix="zoo-standin-datasets-"))
+        folder = Path(tempfile.mkdtemp(prefix="zoo-shipped-datasets-"))
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
-        write_standin_datasets(folder)
+        _copy_shipped_datasets(folder)
         os.environ["ZOO_DATA_DIR"] = str(folder)
-        config.zoo_data_source = f"stand-in files written to {folder} ({SHARED_DATASETS} is absent)"
+        config.zoo_data_source = f"the copies shipped with the zoo, in {folder} ({SHARED_DATASETS} is absent)"
+
+
+def _copy_shipped_datasets(folder: Path) -> None:
+    import gzip
+
+    from zoo.datasets.bundled import FILES
+
+    for name in REFERENCE_FILES:
+        if (FILES / name).is_file():
+            shutil.copyfile(FILES / name, folder / name)
+        else:
+            with gzip.open(FILES / f"{name}.gz", "rb") as packed, open(folder / name, "wb") as out:
+                shutil.copyfileobj(packed, out)
 
 
 def pytest_report_header(config):
