@@ -14,7 +14,6 @@ and exports (see `zoo.distribution.Role`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -33,10 +32,12 @@ import zoo
 from zoo import distribution
 from zoo.config import TrainConfig
 from zoo.datasets import Dataset, load_dataset
+from zoo.datasets.cache import file_digest
 from zoo.errors import ConfigError, TrainingError
 from zoo.export import export_model
 from zoo.plots import plot_history
 from zoo.registry import ModelInfo, create_model, model_info
+from zoo.repository import atomic_write_text
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
@@ -174,10 +175,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
             shutil.rmtree(models_dir)
             version_dir = None
     if role.is_chief:
-        _write_json_atomically(run_dir / FINISHED_FILE, {
+        atomic_write_text(run_dir / FINISHED_FILE, json.dumps({
             "data_sha256": data_digest, "models_dir": str(models_dir.resolve()) if version_dir else None,
             "version": int(version_dir.name) if version_dir else None,
-        })
+        }, indent=2))
     return RunResult(config=config, run_dir=run_dir, metrics=metrics, version_dir=version_dir)
 
 
@@ -208,11 +209,7 @@ def _data_digest(config: TrainConfig) -> str | None:
     file may have changed since); None for the zoo's own datasets, which are checked by hash."""
     if not config.data or not Path(config.data).is_file():
         return None
-    digest = hashlib.sha256()
-    with open(config.data, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(Path(config.data))
 
 
 def _drop_unreadable_backup(backup_dir: Path) -> None:
@@ -232,15 +229,6 @@ def _drop_unreadable_backup(backup_dir: Path) -> None:
     except OSError as error:
         log.warning("the resume checkpoint %s cannot be read (%s); starting the run over", weights, error)
         shutil.rmtree(backup_dir, ignore_errors=True)
-
-
-def _write_json_atomically(path: Path, value) -> None:
-    temp = path.with_name(f".{path.name}.partial")
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def require_finite(metrics: dict, run_dir: Path) -> None:

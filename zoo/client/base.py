@@ -182,10 +182,11 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
         numbers = pd.to_numeric(series, errors="coerce").to_numpy()
         bad = ~np.isfinite(numbers)  # also 1e400 and inf: a model answers them with NaN or nonsense
         if bad.any():
-            row = series.index[bad.nonzero()[0][0]]
+            first = bad.nonzero()[0][0]
+            row = series.index[first]
             value = series.loc[row]
             what = "an empty cell" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else repr(value)
-            kind = "a finite number" if np.isinf(numbers[bad.nonzero()[0][0]]) else "a number"
+            kind = "a finite number" if np.isinf(numbers[first]) else "a number"
             raise ClientError(f"row {row}, column '{name}': expected {kind}, got {what}")
         columns[name] = numbers
     return columns

@@ -201,13 +201,12 @@ def _header(path: Path) -> list[str]:
 def check_rows(path: Path, fields: int) -> int:
     """Every row's field count against the header's, and the text's encoding, in one pass
     of constant memory; returns the number of data rows. Raises ClientError naming the row."""
-    with open(path, "rb") as handle:
-        if any(b'"' in block for block in iter(lambda: handle.read(1 << 20), b"")):
-            return _check_rows_quoted(path, fields)
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, carry = 0, b""  # carry: the line a block ended inside
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
+            if b'"' in block:  # quoted commas: only a CSV parser can count, from the start
+                return _check_rows_quoted(path, fields)
             try:
                 decoder.decode(block)
             except UnicodeDecodeError:

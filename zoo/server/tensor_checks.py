@@ -120,11 +120,12 @@ def check_tensor(alias: str, proto: tensor_pb2.TensorProto) -> int:
     elements = math.prod(sizes)
     item_bytes, field, numbers_a_value = known
     shape_text = f"shape {sizes} ({elements} elements)"
-    if proto.tensor_content and item_bytes is not None:
+    content_bytes = len(proto.tensor_content)  # (each read of the field copies the bytes)
+    if content_bytes and item_bytes is not None:
         needed = elements * item_bytes
-        if len(proto.tensor_content) != needed:
+        if content_bytes != needed:
             raise invalid_argument(
-                f"input '{_short(alias)}': tensor_content holds {len(proto.tensor_content)} bytes; "
+                f"input '{_short(alias)}': tensor_content holds {content_bytes} bytes; "
                 f"{shape_text} of {types_pb2.DataType.Name(proto.dtype)} needs {needed}"
             )
         return elements
