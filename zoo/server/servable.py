@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+from tensorflow.python.util import deprecation
 
 from zoo import tensor_protos
 from zoo.server.errors import Code, ServingError, invalid_argument
@@ -117,8 +118,11 @@ class Servable:
         try:
             with self.graph.as_default():
                 # Restores the variables and runs the init op (legacy_init_op, main_op or
-                # TF2's __saved_model_init_op), as TF Serving's LoadSavedModel does.
-                self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
+                # TF2's __saved_model_init_op), as TF Serving's LoadSavedModel does. The TF1
+                # loader is the point (TF1 exports, graph tensors by name), so its
+                # deprecation notice is not for the user who starts the server.
+                with deprecation.silence():
+                    self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
         except BaseException:
             self.session.close()
             raise
