@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train and export the demo models, print their metrics")
     demo.add_argument("--models-dir", default="models")
     demo.add_argument("--serve", action="store_true", help="keep serving on 8500/8501 afterwards")
+    demo.add_argument("--quick", action="store_true", help="a few epochs a model: a one-minute tour")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -386,7 +387,7 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     from zoo.demo import run_demo
 
-    return run_demo(Path(args.models_dir), keep_serving=args.serve)
+    return run_demo(Path(args.models_dir), keep_serving=args.serve, quick=args.quick)
 
 
 if __name__ == "__main__":
