@@ -25,6 +25,8 @@ def quick_demo(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)  # runs/ is written under the working directory
         patch.setenv("ZOO_DATA_DIR", str(cache))
+        # Loaders say a repair once a process; earlier tests in this one may have said it.
+        patch.setattr("zoo.datasets.tabular._REPORTED", set())
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
             status = run_demo(root / "models", quick=True)
