@@ -49,6 +49,9 @@ class ModelInfo:
     loss_weights: dict[str, float] | None = None
     frozen_epochs: int | None = None
     fine_tune_learning_rate: float | None = None
+    weight_decay: float | None = None
+    reduce_lr_patience: int | None = None
+    recipe: str = ""
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -94,6 +97,9 @@ def register_model(
     loss_weights: dict[str, float] | None = None,
     frozen_epochs: int | None = None,
     fine_tune_learning_rate: float | None = None,
+    weight_decay: float | None = None,
+    reduce_lr_patience: int | None = None,
+    recipe: str = "",
 ):
     """Register a factory. Its name is `name`, or the function's name with "-" for "_".
 
@@ -106,6 +112,10 @@ def register_model(
         loss_weights: output name -> weight, for models with several outputs.
         frozen_epochs: train this many epochs with the layer named "base" frozen, then
             unfreeze it and go on at `fine_tune_learning_rate` (transfer learning).
+        weight_decay: decoupled weight decay (with optimizer "adamw").
+        reduce_lr_patience: divide the learning rate by 3 after this many epochs without a
+            better validation loss (Keras's ReduceLROnPlateau).
+        recipe: where the training recipe comes from, in words (`zoo info` shows it).
     """
     if task not in TASK_OUTPUTS:
         raise ValueError(f"task must be one of {tuple(TASK_OUTPUTS)}, got {task!r}")
@@ -137,6 +147,10 @@ def register_model(
             loss_weights=dict(loss_weights) if loss_weights else None,
             frozen_epochs=frozen_epochs,
             fine_tune_learning_rate=fine_tune_learning_rate,
+            weight_decay=weight_decay,
+            reduce_lr_patience=reduce_lr_patience,
+            recipe=recipe or f"plain: {optimizer} at {learning_rate:g}, batch {batch_size}, "
+                             f"early stopping after {patience} epochs without a better validation loss",
         )
         return factory
 

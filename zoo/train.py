@@ -117,6 +117,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
             ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), config.backup_seconds),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
+            *([keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=info.reduce_lr_patience)]
+              if info.reduce_lr_patience else []),
             *extra_callbacks,
         ]
 
@@ -324,9 +326,10 @@ def targets(info: ModelInfo, target):
 
 def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> None:
     try:
-        optimizer = keras.optimizers.get(
-            {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
-        )
+        settings = {"learning_rate": config.learning_rate}
+        if info.weight_decay is not None:
+            settings["weight_decay"] = info.weight_decay
+        optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": settings})
     except ValueError:
         raise ConfigError(
             f"unknown optimizer '{config.optimizer}'; use a Keras optimizer name such as "

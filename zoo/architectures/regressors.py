@@ -34,9 +34,14 @@ def _build_regressor(data, *, name: str, features, hidden: Sequence[int], activa
     return keras.Model(inputs, {"prediction": body(x)}, name=name.replace("-", "_"))
 
 
+# A linear unit is least squares: trained with the loss OLS minimizes, a whole (52-row)
+# training split a step, to its minimum. The course's MAE at 0.05 in batches of 16 with
+# patience 10 stopped on an 11-row validation split's noise and lost to OLS by 1.6 calories.
 @register_model(
-    task="regression", dataset="cereals", loss="mae", learning_rate=0.05, epochs=100,
-    batch_size=16, patience=10,
+    task="regression", dataset="cereals", loss="mse", learning_rate=0.1, epochs=200,
+    batch_size=64, patience=200,
+    recipe="least squares: MSE loss, Adam at 0.1 on the whole training split a step, 200 epochs "
+           "(a convex problem, trained to its minimum), the best validation epoch's weights",
 )
 def linear_unit(data, *, features: Sequence[str] | None = ("sugars", "fiber", "protein"),
                 scale_target: bool = True):
