@@ -5,6 +5,7 @@ import sys
 
 
 def main(argv=None) -> int:
+    """Run one benchmark from the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     commands = parser.add_subparsers(dest="command", required=True)
     quality = commands.add_parser("quality", help="train every model to its published result")

@@ -74,7 +74,8 @@ def predict_csv(models_dir: Path, scratch: Path, rows, grpc_port: int, total: in
     full = runs[middle]
     return {"rows": total, "batch_size": PREDICT_BATCH, "rows_per_s": full["rows_per_s"],
             "in_process_rows_per_s": in_process[middle], "ratio": ratios[middle], "round_ratios": ratios,
-            "seconds": full["seconds"], "wall_seconds": full["wall_seconds"], "peak_mb": max(r["peak_mb"] for r in runs),
+            "seconds": full["seconds"], "wall_seconds": full["wall_seconds"],
+            "peak_mb": max(r["peak_mb"] for r in runs),
             "quarter_rows": total // 4, "quarter_peak_mb": quarter["peak_mb"],
             "memory_growth": max(r["peak_mb"] for r in runs) / quarter["peak_mb"]}
 
@@ -137,6 +138,7 @@ def _in_process_rows_per_s(version_dir: Path, rows, total: int) -> float:
 # -- cold start and memory -----------------------------------------------------------------
 
 def cold_start(models_dir: Path, grpc_port: int, rest_port: int) -> dict:
+    """Time `zoo serve` from start to its first answer, and its memory then."""
     exported, notes = export_every_model(models_dir)
     from bench.serving import model_available
     from zoo.server.config import write_model_config_file
@@ -297,11 +299,13 @@ def _versioned_caller(port: int, rows, batch: int):
 def _only_version(rest_port: int, version: int) -> bool:
     connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=2)
     connection.request("GET", "/v1/models/dnn-regressor")
-    states = {int(v["version"]): v["state"] for v in json.loads(connection.getresponse().read())["model_version_status"]}
+    statuses = json.loads(connection.getresponse().read())["model_version_status"]
+    states = {int(v["version"]): v["state"] for v in statuses}
     return states.get(version) == "AVAILABLE" and all(s == "END" for v, s in states.items() if v != version)
 
 
 def markdown(report: dict) -> list[str]:
+    """The lifecycle report as Markdown table lines."""
     p, c, r = report["predict_csv"], report["cold_start"], report["rollout"]
     lines = [
         "## Batch predictions, cold start, memory, rollout",
@@ -316,7 +320,8 @@ def markdown(report: dict) -> list[str]:
         f"{p['peak_mb']:.0f} MB ({p['memory_growth']:.2f}x for 4x the rows) |",
         f"| cold start to every model answering ({len(c['models'])} models) | {c['seconds']:.1f} s |",
         f"| server memory, every model loaded | {c['rss_mb']:.0f} MB |",
-        f"| rollout: peak memory / steady state with one version | {r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} MB "
+        "| rollout: peak memory / steady state with one version | "
+        f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} MB "
         f"= {r['peak_ratio']:.2f}x |",
         f"| rollout: requests during it, failed | {r['requests']:,}, {r['failed']} (new version served after "
         f"{r['switch_seconds']:.1f} s) |",

@@ -44,6 +44,7 @@ MODELS = ("dnn-regressor", "digits-mlp")
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
+    """How many requests a cell sends and for how long at most."""
     seconds: float  # per round of a cell, each way
     requests: int  # per round of a cell, at most
     rounds: int  # in-process and served alternate this many times a cell
@@ -59,6 +60,7 @@ BATCHING_CONFIG = ("max_batch_size { value: 4096 } batch_timeout_micros { value:
 
 
 def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
+    """Measure every cell against in-process TensorFlow; write PERFORMANCE.md and performance.json."""
     from zoo.datasets import load_dataset
     from zoo.export import export_model
     from zoo.registry import create_model, model_info
@@ -136,6 +138,7 @@ def _in_process(function, rows, batch: int, budget: Budget) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Server:
+    """`zoo serve` in a child process on free ports, stopped on exit."""
     grpc_port: int
     rest_port: int
     pid: int
@@ -176,6 +179,7 @@ def model_available(rest_port: int, name: str) -> bool:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -246,6 +250,7 @@ def grpc_predict(port, model, rows, batch):
 
 
 def grpc_caller(port, model, rows, batch):
+    """A function that sends one Predict of `batch` rows over gRPC to `model`."""
     from zoo import tensor_protos
 
     stub, request = grpc_predict(port, model, rows, batch)
@@ -298,6 +303,7 @@ def _line(cell: dict) -> str:
 
 
 def markdown(report: dict) -> str:
+    """The serving report as Markdown."""
     lines = [
         "# Serving performance",
         "",
@@ -317,7 +323,8 @@ def markdown(report: dict) -> str:
     lines += [
         "## Every cell",
         "",
-        "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms | in-process rows/s | ratio |",
+        "| model | API | batch | concurrency | batching | req/s | rows/s | p50 ms | p99 ms "
+        "| in-process rows/s | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in report["cells"]:
@@ -335,8 +342,10 @@ def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
 
     rows = []
     grpc_big, rest_big = cell("grpc", 4096, 1, False), cell("rest", 4096, 1, False)
-    rows.append(("gRPC, 4096-row requests, concurrency 1", ">= 0.85x", f"{grpc_big['ratio']:.2f}x", grpc_big["ratio"] >= 0.85))
-    rows.append(("REST columnar, 4096-row requests, concurrency 1", ">= 0.5x", f"{rest_big['ratio']:.2f}x", rest_big["ratio"] >= 0.5))
+    rows.append(("gRPC, 4096-row requests, concurrency 1", ">= 0.85x", f"{grpc_big['ratio']:.2f}x",
+                 grpc_big["ratio"] >= 0.85))
+    rows.append(("REST columnar, 4096-row requests, concurrency 1", ">= 0.5x", f"{rest_big['ratio']:.2f}x",
+                 rest_big["ratio"] >= 0.5))
     batched = cell("grpc", 1, 32, True)
     rows.append(("gRPC, 1-row requests, concurrency 32, batching on", ">= 1.5x, p99 <= 20 ms",
                  f"{batched['ratio']:.2f}x, p99 {batched['p99_ms']:.1f} ms",
@@ -356,6 +365,7 @@ def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
     if training.is_file():
         ratio = json.loads(training.read_text()).get("ratio")
         if ratio is not None:
-            rows.append(("trainer epoch time (docs/training.json)", "<= 1.05x bare fit", f"{ratio:.2f}x", ratio <= 1.05))
+            rows.append(("trainer epoch time (docs/training.json)", "<= 1.05x bare fit", f"{ratio:.2f}x",
+                         ratio <= 1.05))
     return ["## Targets", "", "| measure | target | this run | met |", "|---|---|---|---|",
             *(f"| {name} | {target} | {got} | {'yes' if met else '**no**'} |" for name, target, got, met in rows)]

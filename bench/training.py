@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-
 ROUNDS = 3
 
 
 def run(*, smoke: bool = False, model: str = "dnn-regressor", out_dir: str = "docs") -> dict:
+    """Time the trainer's epochs against a bare `model.fit` of the same model, in one process."""
     import keras
 
     from zoo.config import TrainConfig

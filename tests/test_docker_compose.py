@@ -131,7 +131,7 @@ def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeyp
     workers = {name: service for name, service in services.items() if name.startswith("trainer-worker-")}
     assert len(workers) == 2
     clusters, roles, commands = [], [], []
-    for name, service in workers.items():
+    for service in workers.values():
         assert service["build"] == "." and service["profiles"] == ["multi-worker"]
         assert _mounts(service) == _mounts(services["trainer"])  # exports land where serving reads
         tf_config = service["environment"]["TF_CONFIG"]

@@ -57,3 +57,9 @@ def test_a_model_refuses_data_loaded_for_another_task(load):
 def test_a_model_names_features_the_dataset_lacks(load):
     with pytest.raises(ConfigError, match="has no feature.*sugars.*its features are: fixed_acidity"):
         create_model("linear-unit", load("red-wine"))
+
+
+def test_every_model_says_which_recipe_it_trains_with():
+    for name in list_models():
+        recipe = model_info(name).recipe
+        assert recipe.split(":")[0] in ("plain", "least squares", "strong tabular recipe"), (name, recipe)

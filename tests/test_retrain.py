@@ -15,7 +15,7 @@ from zoo.config import TrainConfig
 from zoo.errors import ConfigError
 from zoo.retrain import retrain
 from zoo.train import train
-from zoo.versions import labels, prune, rollback, promote, version_rows
+from zoo.versions import labels, promote, prune, rollback, version_rows
 
 
 def _snapshot(models_dir):

@@ -22,6 +22,7 @@ EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `zoo` command: parse, run the subcommand, turn known errors into exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "datasets":
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -88,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
     retrain.set_defaults(handler=cmd_retrain)
 
-    versions_parser = commands.add_parser("versions", help="a model's versions: created, dataset, metric, labels, served")
+    versions_parser = commands.add_parser(
+        "versions", help="a model's versions: created, dataset, metric, labels, served")
     versions_parser.add_argument("model")
     versions_parser.add_argument("--models-dir", default="models")
     versions_parser.set_defaults(handler=cmd_versions)
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags shared by train, tune and retrain: what to train and how."""
     # Defaults are None throughout: an unset flag must not override run.yaml or the model.
     parser.add_argument("model", nargs="?", help="a registered model (or `model:` in --config)")
     parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
@@ -222,6 +226,7 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
 
 
 def cmd_list(args) -> int:
+    """`zoo list [PATTERN]`: the registered models, a line each."""
     from zoo.registry import list_models, model_info
 
     names = list_models(args.pattern)
@@ -234,6 +239,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
+    """`zoo info MODEL`: a model's metadata and recipe, as JSON."""
     from zoo.registry import model_info
 
     print(json.dumps(model_info(args.model).describe(), indent=2))
@@ -241,6 +247,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_datasets(args) -> int:
+    """`zoo datasets`: the registered datasets, their tasks and descriptions."""
     from zoo.datasets import dataset_entry, list_datasets
 
     entries = [dataset_entry(name) for name in list_datasets()]
@@ -258,6 +265,7 @@ def _print_rows(rows: list[tuple[str, ...]], widths: tuple[int | None, ...]) -> 
 
 
 def cmd_train(args) -> int:
+    """`zoo train`: train, evaluate and export one model."""
     config = train_config_from_args(args)
     from zoo.train import train
 
@@ -267,6 +275,7 @@ def cmd_train(args) -> int:
 
 
 def print_run(result) -> None:
+    """Print a finished run's folder, test metrics and exported version."""
     test = ", ".join(f"{key} {value:.4f}" for key, value in result.metrics["test"].items())
     print(f"run:     {result.run_dir}")
     print(f"test:    {test}")
@@ -275,6 +284,7 @@ def print_run(result) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    """`zoo evaluate MODEL`: an exported version's metrics on its own test split."""
     from zoo.evaluate import evaluate_version
 
     result = evaluate_version(Path(args.models_dir), args.model, args.version)
@@ -284,6 +294,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """`zoo export RUN_DIR`: publish a finished run as a new version."""
     from zoo.errors import ExportError
     from zoo.export import export_keras_file
     from zoo.train import CARD_FILE, MODEL_FILE
@@ -308,6 +319,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    """`zoo tune`: a Keras Tuner search over a model's hyperparameters."""
     from zoo.tune import tune
 
     result = tune(train_config_from_args(args), trials=args.trials, max_epochs=args.max_epochs,
@@ -320,6 +332,7 @@ def cmd_tune(args) -> int:
 
 
 def cmd_retrain(args) -> int:
+    """`zoo retrain`: train a candidate and publish it only if it is no worse."""
     from zoo.retrain import retrain
 
     result = retrain(Path(args.models_dir), args.model, data=args.data, config_file=args.config,
@@ -329,6 +342,7 @@ def cmd_retrain(args) -> int:
 
 
 def cmd_versions(args) -> int:
+    """`zoo versions MODEL`: a row per version."""
     from zoo.versions import version_rows
 
     print(f"{'version':>7}  {'created':<25}  {'dataset':<18}  {'metric':<18}  {'labels':<14}  served")
@@ -340,6 +354,7 @@ def cmd_versions(args) -> int:
 
 
 def cmd_promote(args) -> int:
+    """`zoo promote MODEL VERSION`: point the stable label at a version."""
     from zoo.versions import promote
 
     promote(Path(args.models_dir), args.model, args.version, args.label)
@@ -348,6 +363,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_rollback(args) -> int:
+    """`zoo rollback MODEL`: move a label to the version before the one it points at."""
     from zoo.versions import rollback
 
     before, after = rollback(Path(args.models_dir), args.model, args.label)
@@ -356,14 +372,19 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_prune(args) -> int:
+    """`zoo prune MODEL`: remove old versions, keeping `--keep` and every labelled one."""
     from zoo.versions import prune
 
     removed = prune(Path(args.models_dir), args.model, args.keep)
-    print(f"{args.model}: removed version(s) {', '.join(map(str, removed))}" if removed else f"{args.model}: nothing to remove")
+    if removed:
+        print(f"{args.model}: removed version(s) {', '.join(map(str, removed))}")
+    else:
+        print(f"{args.model}: nothing to remove")
     return 0
 
 
 def cmd_predict(args) -> int:
+    """`zoo predict`: a CSV file's predictions from a served model."""
     from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS, GrpcClient, RestClient
     from zoo.client.batch import predict_csv
 
@@ -379,12 +400,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    """`zoo serve`: the embedded TF Serving-compatible server."""
     from zoo.server.app import serve
 
     return serve(args)
 
 
 def cmd_demo(args) -> int:
+    """`zoo demo`: the quick start's tour of the zoo."""
     from zoo.demo import run_demo
 
     return run_demo(Path(args.models_dir), keep_serving=args.serve, quick=args.quick)

@@ -121,9 +121,11 @@ class TrainConfig:
         return values
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as plain values."""
         return dataclasses.asdict(self)
 
     def write_yaml(self, path: Path) -> None:
+        """Write the config as YAML (what `zoo train --config` reads back)."""
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
     def resolved(self) -> TrainConfig:

@@ -68,6 +68,7 @@ class DemoRow:
 
 
 def run_demo(models_dir: Path, keep_serving: bool = False, quick: bool = False) -> int:
+    """Train, serve and ask every demo model; print the table. Returns the exit status."""
     from zoo.datasets import data_dir
 
     print(f"dataset cache: {data_dir()}   model repository: {models_dir}")
@@ -170,6 +171,7 @@ def served_answer(frame) -> str:
 
 
 def print_table(rows: list[DemoRow], skipped: list[tuple[str, str]]) -> None:
+    """The demo's table, the skipped models and the learning-curve paths."""
     header = ("model", "family", "dataset", "test metric", "version", "true", "REST", "gRPC")
     table = [header] + [
         (row.run.model, row.run.family, row.dataset, row.metric, row.version_dir.name, row.truth, row.rest, row.grpc)

@@ -28,6 +28,7 @@ class _OneDevice:
 
 
 def strategy(name: str | None):
+    """The tf.distribute strategy a config names (the default strategy for None)."""
     if name is None:
         return _OneDevice()
     if name == "mirrored":
@@ -62,6 +63,7 @@ class Role:
 
     @property
     def name(self) -> str:
+        """The worker's name: chief, or worker-N."""
         return f"{self.task_type}-{self.task_index}"
 
 

@@ -58,7 +58,9 @@ def predict_in_batches(signature, features: dict[str, np.ndarray], inputs: dict[
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, rows, _BATCH):
         feed = {
-            key: tf.constant(column[start : start + _BATCH].astype(str if inputs[key]["dtype"] == "string" else np.float32))
+            key: tf.constant(
+                column[start : start + _BATCH].astype(str if inputs[key]["dtype"] == "string" else np.float32)
+            )
             for key, column in features.items()
         }
         for key, value in signature(**feed).items():

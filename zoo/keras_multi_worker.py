@@ -27,11 +27,13 @@ _installed = False
 
 
 def in_multi_worker_mode(strategy) -> bool:
+    """Whether `strategy` spans several workers."""
     # Keras's own test, so the repairs act exactly where Keras's multi-worker branches do.
     return tf_trainer._collective_all_reduce_multi_worker(strategy)
 
 
 def install() -> None:
+    """Apply the repairs to Keras's multi-worker code paths (once a process)."""
     global _installed
     if _installed:
         return

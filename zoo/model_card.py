@@ -17,11 +17,13 @@ MARKDOWN_FILE = "model_card.md"
 
 
 def write(folder: Path, card: dict[str, Any]) -> None:
+    """Write the card as model_card.json and model_card.md into a version folder."""
     (folder / JSON_FILE).write_text(json.dumps(card, indent=2, default=_plain) + "\n", encoding="utf-8")
     (folder / MARKDOWN_FILE).write_text(to_markdown(card), encoding="utf-8")
 
 
 def read(folder: Path) -> dict[str, Any]:
+    """A version folder's model card."""
     try:
         return json.loads((folder / JSON_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -31,6 +33,7 @@ def read(folder: Path) -> dict[str, Any]:
 
 
 def to_markdown(card: dict[str, Any]) -> str:
+    """The card as a page a person reads."""
     dataset = card.get("dataset", {})
     split = dataset.get("split", {})
     lines = [

@@ -51,6 +51,7 @@ class ModelInfo:
     fine_tune_learning_rate: float | None = None
     weight_decay: float | None = None
     reduce_lr_patience: int | None = None
+    restore_best_weights: bool = True
     recipe: str = ""
 
     @property
@@ -99,6 +100,7 @@ def register_model(
     fine_tune_learning_rate: float | None = None,
     weight_decay: float | None = None,
     reduce_lr_patience: int | None = None,
+    restore_best_weights: bool = True,
     recipe: str = "",
 ):
     """Register a factory. Its name is `name`, or the function's name with "-" for "_".
@@ -115,6 +117,8 @@ def register_model(
         weight_decay: decoupled weight decay (with optimizer "adamw").
         reduce_lr_patience: divide the learning rate by 3 after this many epochs without a
             better validation loss (Keras's ReduceLROnPlateau).
+        restore_best_weights: end with the weights of the best validation epoch (early
+            stopping's choice); False keeps the last epoch's (a problem trained to its minimum).
         recipe: where the training recipe comes from, in words (`zoo info` shows it).
     """
     if task not in TASK_OUTPUTS:
@@ -149,6 +153,7 @@ def register_model(
             fine_tune_learning_rate=fine_tune_learning_rate,
             weight_decay=weight_decay,
             reduce_lr_patience=reduce_lr_patience,
+            restore_best_weights=restore_best_weights,
             recipe=recipe or f"plain: {optimizer} at {learning_rate:g}, batch {batch_size}, "
                              f"early stopping after {patience} epochs without a better validation loss",
         )

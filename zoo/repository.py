@@ -83,6 +83,7 @@ def policy_versions(model_config, on_disk: list[int]) -> set[int]:
 
 
 def latest_version(models_dir: Path, name: str) -> int:
+    """The highest version number of a model; ExportError if it has none."""
     found = versions(models_dir / name)
     if not found:
         raise ExportError(f"model '{name}' has no exported version under {models_dir / name}")

@@ -27,6 +27,7 @@ from zoo.registry import model_info
 
 @dataclasses.dataclass(frozen=True)
 class RetrainResult:
+    """What a retrain did: the candidate's run, its metric against the served one, and whether it was published."""
     published: bool
     reason: str
     run_dir: Path
@@ -44,7 +45,8 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     from zoo.train import CARD_FILE, MODEL_FILE, WARMUP_ROWS, train
 
     models_dir = Path(models_dir)
-    served_version = versions.labels(models_dir, name).get(versions.STABLE) or repository.latest_version(models_dir, name)
+    served_version = (versions.labels(models_dir, name).get(versions.STABLE)
+                      or repository.latest_version(models_dir, name))
     served_dir = repository.version_dir(models_dir, name, served_version)
     served_card = model_card.read(served_dir)
     info = model_info(name)
@@ -68,7 +70,10 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     }
     candidate_value, served_value = scores["candidate"][metric], scores[f"version {served_version}"][metric]
     lower_is_better = metric.endswith(("mae", "mse", "loss"))
-    passes = (candidate_value <= served_value + threshold) if lower_is_better else (candidate_value >= served_value - threshold)
+    if lower_is_better:
+        passes = candidate_value <= served_value + threshold
+    else:
+        passes = candidate_value >= served_value - threshold
     comparison = {
         "metric": metric, "lower_is_better": lower_is_better, "threshold": threshold,
         "held_out_rows": len(held_out), "served_version": served_version,

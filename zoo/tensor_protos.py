@@ -126,7 +126,8 @@ def _varints(values: np.ndarray) -> bytes:
     width = int(lengths.max())
     groups = ((words[:, None] >> _VARINT_SHIFTS[:width]) & np.uint64(0x7F)).astype(np.uint8)
     position = np.arange(width)[None, :]
-    groups |= (position < lengths[:, None] - 1).astype(np.uint8) << 7  # continuation bit on every byte but a value's last
+    # The continuation bit on every byte but a value's last.
+    groups |= (position < lengths[:, None] - 1).astype(np.uint8) << 7
     return groups[position < lengths[:, None]].tobytes()
 
 

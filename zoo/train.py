@@ -115,7 +115,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         # Order matters: the backup is written before any later callback can stop the run.
         return [
             ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), config.backup_seconds),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                          restore_best_weights=info.restore_best_weights),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
             *([keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=info.reduce_lr_patience)]
               if info.reduce_lr_patience else []),
@@ -267,6 +268,7 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._saved_at: float | None = None
 
     def on_epoch_end(self, epoch, logs=None):
+        """Write the backup if `seconds` have passed since the last one."""
         # Keras 3's own bookkeeping of where a resumed run starts (see BackupAndRestore).
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
@@ -325,6 +327,7 @@ def targets(info: ModelInfo, target):
 
 
 def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> None:
+    """Compile with the config's optimizer, learning rate and loss, and the model's metrics."""
     try:
         settings = {"learning_rate": config.learning_rate}
         if info.weight_decay is not None:
@@ -352,6 +355,7 @@ def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> N
 
 def evaluate_split(model: keras.Model, data: Dataset, split: str, names, batch_size: int,
                    info: ModelInfo | None = None, strategy: str | None = None) -> dict[str, float]:
+    """A split's metrics (loss and the task's metrics) by name."""
     rows = getattr(data, split)
     y = targets(info, rows.target) if info is not None else rows.target
     if strategy is not None:

@@ -23,6 +23,7 @@ from zoo.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
+    """A search's result: its folder, the best hyperparameters and their score."""
     best_config: Path
     trials: Path
     best: dict

@@ -19,6 +19,7 @@ STABLE, CANARY = "stable", "canary"
 
 @dataclasses.dataclass(frozen=True)
 class VersionRow:
+    """One line of `zoo versions`."""
     version: int
     created: str
     dataset: str
@@ -29,6 +30,7 @@ class VersionRow:
 
 
 def labels(models_dir: Path, name: str) -> dict[str, int]:
+    """A model's version labels (stable, canary, ...) from models.config."""
     for entry in repository.read_serving_config(models_dir).model_config_list.config:
         if entry.name == name:
             return dict(entry.version_labels)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client.test_predict_csv import _run, wine_csv  # noqa: F401  (shared fixture)
-from tests.serving.conftest import channel, repository, server  # noqa: F401  (shared fixtures)
+from tests.client.test_predict_csv import _run
 
 
 def _broken(wine_csv, tmp_path, row: int, edit) -> tuple:

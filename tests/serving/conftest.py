@@ -136,7 +136,6 @@ def server(repository):
         return
     from zoo.server.app import ZooServer
     from zoo.server.config import load_model_config_file
-
     from zoo.server.manager import LoadOptions
 
     embedded = ZooServer(

@@ -170,7 +170,7 @@ def test_a_chunked_body_is_served_as_tf_serving_serves_it(server):
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (b'{"instances"', b": [1.0, 3.0]}")) + b"0\r\n\r\n"
     answer = _raw_http(server, _request("Transfer-Encoding: chunked\r\nConnection: close\r\n", chunked))
     assert answer.startswith(b"HTTP/1.1 200")
-    assert answer.split(b"\r\n\r\n", 1)[1].replace(b" ", b"") == b'{"predictions":[2.5,3.5]}' 
+    assert answer.split(b"\r\n\r\n", 1)[1].replace(b" ", b"") == b'{"predictions":[2.5,3.5]}'
 
 
 def test_a_chunked_body_over_the_limit_is_a_413_json_answer(server, prediction_stub):

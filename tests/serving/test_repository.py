@@ -121,7 +121,10 @@ def test_version_policies_and_labels(start, tmp_path):
     server = start(names=())
     channel = grpc.insecure_channel(server.grpc_address)
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    reload = lambda: stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+
+    def reload():
+        return stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+
     reload()
     assert _states(server) == {1: "AVAILABLE", 3: "AVAILABLE"}
     # As TF Serving's ServerCore: a label may only point at a version that is loaded.
@@ -135,7 +138,10 @@ def test_version_policies_and_labels(start, tmp_path):
     entry.version_labels["stable"] = 1
     entry.version_labels["canary"] = 3
     reload()
-    predict = lambda path: server.rest("POST", f"/v1/models/half_plus_two{path}:predict", {"instances": [2.0]})[1]
+
+    def predict(path):
+        return server.rest("POST", f"/v1/models/half_plus_two{path}:predict", {"instances": [2.0]})[1]
+
     assert predict("") == {"predictions": [5.0]}  # the latest available version: 3
     assert predict("/labels/stable") == {"predictions": [3.0]}
     assert predict("/labels/canary") == {"predictions": [5.0]}

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
@@ -35,7 +34,6 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
@@ -316,8 +314,8 @@ def test_get_status(server, path):
 
 @pytest.mark.skipif(tfserving_models.metadata_json("saved_model_half_plus_two_2_versions_metadata.json") is None,
                     reason="TF Serving's recorded metadata is in ../shared/tfserving-testdata")
-def test_get_model_metadata(server):
-    """GetModelMetadata: TF Serving's recorded answer, exactly (objects compared as JSON)."""
+def test_get_model_metadata_is_tf_servings_recorded_answer(server):
+    """GetModelMetadata over REST: TF Serving's recorded answer, exactly (objects compared as JSON)."""
     expected = json.loads(
         tfserving_models.metadata_json("saved_model_half_plus_two_2_versions_metadata.json").read_text()
     )

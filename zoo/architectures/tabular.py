@@ -54,14 +54,17 @@ class PiecewiseLinearEncoding(keras.layers.Layer):
         self._mask = (high > self._low).astype(np.float32)
 
     def call(self, numbers):
+        """Encode a (batch, features) tensor as (batch, features x bins)."""
         position = (keras.ops.expand_dims(numbers, -1) - self._low) / self._width
         encoded = keras.ops.clip(position, 0.0, 1.0) * self._mask
         return keras.ops.reshape(encoded, (-1, self._mask.size))
 
     def compute_output_shape(self, input_shape):
+        """(batch, features x bins)."""
         return (input_shape[0], self._mask.size)
 
     def get_config(self):
+        """The layer's config, edges included, so a saved model reloads without data."""
         return {**super().get_config(), "edges": self.edges}
 
 

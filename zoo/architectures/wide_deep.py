@@ -59,6 +59,7 @@ class WideAndDeep(keras.Model):
         return list(dict.fromkeys(self.wide_features + self.deep_features))
 
     def call(self, inputs):
+        """Both paths over the named inputs; returns the `main` and `aux` outputs."""
         wide = self.wide_normalization(keras.ops.stack([inputs[n] for n in self.wide_features], axis=-1))
         deep = self.deep_normalization(keras.ops.stack([inputs[n] for n in self.deep_features], axis=-1))
         for layer in self.hidden:
@@ -69,6 +70,7 @@ class WideAndDeep(keras.Model):
         }
 
     def get_config(self):
+        """The feature groups, sizes and standardization statistics, for reloading."""
         config = super().get_config()
         config.update({
             "wide_features": self.wide_features, "deep_features": self.deep_features,

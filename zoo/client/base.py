@@ -35,12 +35,14 @@ class Unavailable(ClientError):
 
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
+    """One signature input or output: its dtype and shape, as the server describes it."""
     dtype: str  # TF's enum name: "DT_FLOAT", "DT_STRING"...
     shape: tuple[int, ...] | None  # -1 for any size; None for unknown rank
 
 
 @dataclasses.dataclass(frozen=True)
 class SignatureInfo:
+    """A signature's inputs and outputs by name."""
     name: str
     method_name: str
     inputs: dict[str, TensorInfo]
@@ -117,7 +119,7 @@ class ModelClient(abc.ABC):
             )
         return signatures[ref.signature]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a hook: a client without connections keeps it)
         """Release connections."""
 
     def __enter__(self):
@@ -185,7 +187,8 @@ def feature_columns(features, info: SignatureInfo) -> dict[str, np.ndarray]:
             first = bad.nonzero()[0][0]
             row = series.index[first]
             value = series.loc[row]
-            what = "an empty cell" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else repr(value)
+            empty = value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
+            what = "an empty cell" if empty else repr(value)
             kind = "a finite number" if np.isinf(numbers[first]) else "a number"
             raise ClientError(f"row {row}, column '{name}': expected {kind}, got {what}")
         columns[name] = numbers

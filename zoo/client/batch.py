@@ -49,6 +49,7 @@ _FLOAT_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16"}
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
+    """What a batch prediction job wrote: rows, requests and the output file."""
     rows: int
     seconds: float
     output: Path
@@ -97,7 +98,8 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             columns = list(dict.fromkeys([*keys, *info.inputs]))
-            numbers = [name for name, tensor in info.inputs.items() if tensor.dtype in _FLOAT_DTYPES and name not in keys]
+            numbers = [name for name, tensor in info.inputs.items()
+                       if tensor.dtype in _FLOAT_DTYPES and name not in keys]
             pending = collections.deque()  # (chunk, its predictions' future), in file order
 
             def write_oldest() -> None:

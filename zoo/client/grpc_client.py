@@ -43,6 +43,7 @@ class GrpcClient(ModelClient):
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def close(self) -> None:
+        """Close the gRPC channel."""
         self._channel.close()
 
     def _predict(self, ref, info, columns):
@@ -99,7 +100,9 @@ class GrpcClient(ModelClient):
                 raise Unavailable(f"cannot reach the model server at {self.address} ({details})") from None
             if code == grpc.StatusCode.NOT_FOUND:
                 raise ClientError(f"model '{ref.name}' not found on {self.address}: {details}") from None
-            raise ClientError(f"model '{ref.name}' on {self.address} refused the request ({code.name}): {details}") from None
+            raise ClientError(
+                f"model '{ref.name}' on {self.address} refused the request ({code.name}): {details}"
+            ) from None
 
 
 def _fill_spec(spec, ref: ModelRef, with_signature: bool = True) -> None:

@@ -34,6 +34,7 @@ class RestClient(ModelClient):
         self._local = threading.local()  # one connection per thread: http.client is not shared
 
     def close(self) -> None:
+        """Close the HTTP session's connections."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()

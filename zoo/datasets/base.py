@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ class FeatureSpec:
     shape: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The spec as the model card and the signature describe it."""
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
 
@@ -68,6 +69,7 @@ class Split:
         return int(self.target.shape[0])
 
     def take(self, indices: np.ndarray) -> Split:
+        """The rows at `indices`, features and target alike."""
         return Split({k: v[indices] for k, v in self.features.items()}, self.target[indices])
 
     def select(self, names: list[str] | tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -98,9 +100,11 @@ class Dataset:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The input names, in the dataset's order."""
         return tuple(spec.name for spec in self.features)
 
     def feature(self, name: str) -> FeatureSpec:
+        """The spec of one feature; ConfigError naming the known ones if absent."""
         for spec in self.features:
             if spec.name == name:
                 return spec
@@ -126,6 +130,7 @@ class Dataset:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetEntry:
+    """A registered dataset: its loader, task and description."""
     name: str
     loader: Callable[..., Table]
     task: str
@@ -150,10 +155,12 @@ def register_dataset(name: str, *, task: str, description: str):
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
+    """The registered dataset names matching an fnmatch pattern."""
     return sorted(name for name in _DATASETS if fnmatch.fnmatch(name, pattern))
 
 
 def dataset_entry(name: str) -> DatasetEntry:
+    """A registered dataset by name; KeyError listing the known names."""
     try:
         return _DATASETS[name]
     except KeyError:

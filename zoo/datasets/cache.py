@@ -29,6 +29,7 @@ def data_dir() -> Path:
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """A file's hex digest, read in chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):

@@ -100,6 +100,7 @@ def read_idx(dataset: str, path: Path) -> np.ndarray:
     description="scikit-learn's bundled 8x8 digits (1797 images, pixels 0..16), offline",
 )
 def digits() -> Table:
+    """scikit-learn's 8x8 digits (bundled with it, so always offline)."""
     from sklearn.datasets import load_digits  # sklearn is slow to import; only here
 
     bunch = load_digits()

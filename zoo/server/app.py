@@ -69,6 +69,7 @@ class ZooServer:
         self.grpc_port = self.rest_port = None
 
     def start(self) -> ZooServer:
+        """Load the models and start the gRPC and REST servers; returns self."""
         self.manager.start()
         self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options)
         if self._rest_port is not None:
@@ -80,6 +81,7 @@ class ZooServer:
         return self
 
     def stop(self) -> None:
+        """Stop accepting requests, finish those in flight, unload the models."""
         self._stopping.set()
         if self.rest_server is not None:
             self.rest_server.stop()
@@ -129,6 +131,7 @@ def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
 
 def server_from_args(args) -> ZooServer:
+    """A ZooServer configured from `zoo serve`'s (TF Serving's) flags."""
     if args.model_config_file and args.model_base_path:
         raise ConfigError("give either --model_config_file or --model_base_path, not both")
     if args.model_config_file:
@@ -185,6 +188,7 @@ def exposure_warning(bind_address: str) -> str | None:
 
 
 def serve(args) -> int:
+    """Run `zoo serve` until SIGINT or SIGTERM; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if warning := exposure_warning(args.bind_address):
         log.warning(warning)

@@ -47,7 +47,8 @@ class Batcher:
 
     def __init__(self, parameters):
         self.max_batch_size = int(parameters.max_batch_size.value)  # the largest request taken
-        splitting = parameters.HasField("enable_large_batch_splitting") and parameters.enable_large_batch_splitting.value
+        splitting = (parameters.HasField("enable_large_batch_splitting")
+                     and parameters.enable_large_batch_splitting.value)
         self.execution_size = (
             int(parameters.max_execution_batch_size.value)
             if splitting and parameters.HasField("max_execution_batch_size") else self.max_batch_size
@@ -68,6 +69,7 @@ class Batcher:
             thread.start()
 
     def stop(self) -> None:
+        """Stop the batch threads after the queued batches run."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()

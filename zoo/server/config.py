@@ -40,6 +40,7 @@ def parse_text_proto(path: Path, message):
 
 
 def load_model_config_file(path: Path) -> model_server_config_pb2.ModelServerConfig:
+    """Parse a models.config text proto, with TF Serving's error text on failure."""
     config = parse_text_proto(path, model_server_config_pb2.ModelServerConfig())
     if config.WhichOneof("config") != "model_config_list":
         raise ConfigError(f"{path}: only model_config_list is supported (not custom_model_config)")
@@ -57,6 +58,7 @@ def load_model_config_file(path: Path) -> model_server_config_pb2.ModelServerCon
 
 
 def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+    """The config `--model_name` and `--model_base_path` stand for."""
     config = model_server_config_pb2.ModelServerConfig()
     entry = config.model_config_list.config.add()
     entry.name, entry.base_path, entry.model_platform = name, base_path, "tensorflow"
@@ -91,6 +93,7 @@ def load_batching_parameters(path: Path | None):
 
 
 def load_monitoring_config(path: Path | None):
+    """The Prometheus settings from `--monitoring_config_file`, or None."""
     return MonitoringConfig() if path is None else parse_text_proto(path, MonitoringConfig())
 
 

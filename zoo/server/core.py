@@ -44,6 +44,7 @@ class Target:
 
     @classmethod
     def from_spec(cls, spec: model_pb2.ModelSpec) -> Target:
+        """The target a request's ModelSpec names (version, label or latest)."""
         choice = spec.WhichOneof("version_choice")
         return cls(
             name=spec.name,
@@ -79,6 +80,7 @@ class ServingCore:
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="zoo-timed")
 
     def close(self) -> None:
+        """Stop the model manager, the batcher and the deadline threads."""
         self.manager.stop()
         if self.batcher is not None:
             self.batcher.stop()
@@ -180,6 +182,7 @@ class ServingCore:
         return self.manager.status(target.name, target.version)
 
     def metadata(self, target: Target, fields=(SIGNATURE_DEF_FIELD,)):
+        """GetModelMetadata: the signature defs of the target version."""
         if not fields:
             raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in fields:

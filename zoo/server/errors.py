@@ -45,12 +45,15 @@ class ServingError(Exception):
 
     @property
     def http_status(self) -> int:
+        """The HTTP status TF Serving's REST API gives this error code."""
         return HTTP_STATUS.get(self.code, 500)
 
 
 def invalid_argument(message: str) -> ServingError:
+    """An INVALID_ARGUMENT error with TF Serving's wording."""
     return ServingError(Code.INVALID_ARGUMENT, message)
 
 
 def not_found(message: str) -> ServingError:
+    """A NOT_FOUND error."""
     return ServingError(Code.NOT_FOUND, message)

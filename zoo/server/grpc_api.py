@@ -82,6 +82,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_serve
     def Predict(self, request, context):
+        """PredictionService.Predict."""
         name = request.model_spec.name
         with self.core.observe(name, "Predict", "GRPC"):
             target = _target(request)
@@ -97,11 +98,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_serve
     def Classify(self, request, context):
+        """PredictionService.Classify."""
         return self._on_examples("Classify", self.core.classify, classification_pb2.ClassificationResponse,
                                  request, context)
 
     @_serve
     def Regress(self, request, context):
+        """PredictionService.Regress."""
         return self._on_examples("Regress", self.core.regress, regression_pb2.RegressionResponse,
                                  request, context)
 
@@ -113,10 +116,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_serve
     def MultiInference(self, request, context):
+        """PredictionService.MultiInference."""
         return self.core.multi_inference(request, timeout=_deadline(context))
 
     @_serve
     def GetModelMetadata(self, request, context):
+        """PredictionService.GetModelMetadata."""
         return self.core.metadata(_target(request), tuple(request.metadata_field))
 
 
@@ -128,6 +133,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     @_serve
     def GetModelStatus(self, request, context):
+        """ModelService.GetModelStatus."""
         target = _target(request)
         if not target.name:
             raise not_found("Could not find any versions of model ")
@@ -135,6 +141,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     @_serve
     def HandleReloadConfigRequest(self, request, context):
+        """ModelService.HandleReloadConfigRequest: apply a new model config."""
         # TF Serving also puts the status in the response, but a call that fails sends no
         # response: the client sees the same code and message either way.
         self.core.manager.reload(request.config)

@@ -43,6 +43,7 @@ class DeadlineSocketIO(socket.SocketIO):
     deadline: float | None = None
 
     def readinto(self, buffer) -> int:
+        """Read into `buffer`, failing once the request's deadline or minimum rate is missed."""
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -52,6 +53,7 @@ class DeadlineSocketIO(socket.SocketIO):
 
 
 def deadline_reader(connection: socket.socket) -> tuple[io.BufferedReader, DeadlineSocketIO]:
+    """A buffered reader over `connection` whose reads enforce the deadlines."""
     raw = DeadlineSocketIO(connection, "rb")
     return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE), raw
 

@@ -70,11 +70,13 @@ class VersionRecord:
 
 @dataclasses.dataclass
 class ModelEntry:
+    """One configured model: its versions, labels and load state."""
     config: model_server_config_pb2.ModelConfig
     base_path: Path
     versions: dict[int, VersionRecord] = dataclasses.field(default_factory=dict)
 
     def available(self) -> dict[int, Servable]:
+        """The versions loaded and serving, by number."""
         return {v: r.servable for v, r in self.versions.items() if r.state == State.AVAILABLE and r.servable}
 
 
@@ -118,6 +120,7 @@ class ModelManager:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling the file system (waits up to 30 s for a poll under way)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -130,6 +133,7 @@ class ModelManager:
                 log.exception("polling the model repository failed")
 
     def poll_once(self) -> None:
+        """One file-system poll: load new versions, unload those the policy drops."""
         with self._sync_lock:
             with self._lock:
                 entries = list(self._models.values())
@@ -267,6 +271,7 @@ class ModelManager:
     # -- lookups -------------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
+        """The configured model names."""
         with self._lock:
             return sorted(self._models)
 

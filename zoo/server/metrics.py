@@ -31,10 +31,12 @@ class Metrics:
         self._sums: dict[tuple[str, str, str], float] = defaultdict(float)
 
     def count(self, model: str, status: str) -> None:
+        """Count one request of `model` with its status."""
         with self._lock:
             self._counts[(model, status)] += 1
 
     def latency(self, model: str, api: str, entrypoint: str, seconds: float) -> None:
+        """Record one request's latency in the histogram."""
         micros = seconds * 1e6
         key = (model, api, entrypoint)
         with self._lock:
@@ -43,6 +45,7 @@ class Metrics:
             self._sums[key] += micros
 
     def render(self) -> str:
+        """The metrics in Prometheus's text format."""
         lines = [f"# TYPE {REQUEST_COUNT} counter"]
         with self._lock:
             for (model, status), count in sorted(self._counts.items()):

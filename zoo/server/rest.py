@@ -102,12 +102,15 @@ class RestServer:
 
     @property
     def port(self) -> int:
+        """The port the REST server listens on."""
         return self._server.server_address[1]
 
     def start(self) -> None:
+        """Serve HTTP on a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self._server.shutdown()
         self._server.server_close()
 

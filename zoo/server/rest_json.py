@@ -125,6 +125,7 @@ def _innermost_container(text: str, end: int) -> str:
 
 
 def signature_name(document: dict) -> str:
+    """The request's signature_name, or serving_default."""
     name = document.get("signature_name", "")
     if not isinstance(name, str):
         raise invalid_argument(
@@ -228,7 +229,8 @@ def _to_array(value, signature: Signature, name: str, *, row_format: bool) -> np
 def _decode_strings(value, name: str):
     if isinstance(value, list):
         decoded = [_decode_strings(item, name) for item in value]
-        if decoded and isinstance(decoded[0], list) and len({len(d) if isinstance(d, list) else -1 for d in decoded}) > 1:
+        if decoded and isinstance(decoded[0], list) and len({len(d) if isinstance(d, list) else -1
+                                                             for d in decoded}) > 1:
             raise invalid_argument(f"input '{name}': the lists are of unequal lengths; a tensor must be dense")
         return decoded
     if isinstance(value, str):
@@ -342,6 +344,7 @@ def _add_feature_value(name: str, item, feature) -> None:
 
 
 def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
+    """A Predict answer in the request's format (row or columnar)."""
     names = sorted(outputs)
     if request_format == COLUMNAR:
         if len(names) == 1:
@@ -368,6 +371,7 @@ def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
 
 
 def encode_classification(result) -> str:
+    """A Classify answer: label and score pairs per example."""
     rows = []
     for classification in result.classifications:
         pairs = [f"[{json.dumps(c.label)}, {_float32(c.score)}]" for c in classification.classes]
@@ -376,14 +380,17 @@ def encode_classification(result) -> str:
 
 
 def encode_regression(result) -> str:
+    """A Regress answer: a value per example."""
     return '{"results": [' + ", ".join(_float32(r.value) for r in result.regressions) + "]}"
 
 
 def encode_error(message: str) -> str:
+    """TF Serving's error body: {"error": message}."""
     return json.dumps({"error": message})
 
 
 def encode_status(response) -> str:
+    """A GetModelStatus answer as TF Serving's REST API writes it."""
     return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1)
 
 

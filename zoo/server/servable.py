@@ -58,6 +58,7 @@ class TensorBinding:
 
     @classmethod
     def from_info(cls, info: meta_graph_pb2.TensorInfo, graph: tf.Graph) -> TensorBinding:
+        """The graph tensor a SignatureDef's TensorInfo names, with its declared dtype and shape."""
         shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
         dtype = tf.dtypes.as_dtype(info.dtype) if info.dtype else None
         try:
@@ -67,11 +68,13 @@ class TensorBinding:
         return cls(info.name, dtype, shape)
 
     def accepts_shape(self, shape: tuple[int, ...]) -> bool:
+        """Whether a tensor of `shape` fits the declared shape (unknown dimensions match any)."""
         if self.shape is None:
             return True
         return len(shape) == len(self.shape) and all(w in (-1, g) for w, g in zip(self.shape, shape))
 
     def describe_shape(self) -> str:
+        """The declared shape as TF Serving's messages write it."""
         return "[?]" if self.shape is None else "[" + ",".join(map(str, self.shape)) + "]"
 
 
