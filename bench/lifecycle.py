@@ -170,8 +170,8 @@ def export_every_model(models_dir: Path) -> tuple[list[str], dict[str, str]]:
     on stand-in data or not built at all, why."""
     from zoo.datasets import load_dataset
     from zoo.errors import DatasetError
-    from zoo.export import export_model
     from zoo.registry import create_model, list_models, model_info
+    from zoo.repository.export import export_model
 
     exported, notes, built = [], {}, {}
     for name in list_models():

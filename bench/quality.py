@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.config import TrainConfig
-from zoo.train import train
+from zoo.training.config import TrainConfig
+from zoo.training.trainer import train
 
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 SEEDS = (42, 7, 123, 0, 1)

@@ -62,9 +62,9 @@ BATCHING_CONFIG = ("max_batch_size { value: 4096 } batch_timeout_micros { value:
 def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
     """Measure every cell against in-process TensorFlow; write PERFORMANCE.md and performance.json."""
     from zoo.datasets import load_dataset
-    from zoo.export import export_model
     from zoo.registry import create_model, model_info
-    from zoo.train import input_names
+    from zoo.repository.export import export_model
+    from zoo.training.trainer import input_names
 
     budget = SMOKE if smoke else FULL
     report = {"date": datetime.date.today().isoformat(), "machine": _machine(), "smoke": smoke,
@@ -251,7 +251,7 @@ def grpc_predict(port, model, rows, batch):
 
 def grpc_caller(port, model, rows, batch):
     """A function that sends one Predict of `batch` rows over gRPC to `model`."""
-    from zoo import tensor_protos
+    from zoo.protocol import tensor_protos
 
     stub, request = grpc_predict(port, model, rows, batch)
 

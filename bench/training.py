@@ -1,4 +1,4 @@
-"""The trainer benchmark: `zoo.train.train`'s epoch time against a bare `model.fit`.
+"""The trainer benchmark: `zoo.training.trainer.train`'s epoch time against a bare `model.fit`.
 
     python -m bench training            # dnn-regressor on red-wine, 30 epochs each way
     python -m bench training --smoke    # 2 epochs: checks the harness
@@ -28,10 +28,10 @@ def run(*, smoke: bool = False, model: str = "dnn-regressor", out_dir: str = "do
     """Time the trainer's epochs against a bare `model.fit` of the same model, in one process."""
     import keras
 
-    from zoo.config import TrainConfig
     from zoo.datasets import load_dataset
     from zoo.registry import create_model, model_info
-    from zoo.train import compile_model, input_names, seed_everything, train
+    from zoo.training.config import TrainConfig
+    from zoo.training.trainer import compile_model, input_names, seed_everything, train
 
     epochs = 2 if smoke else 30
     info = model_info(model)

@@ -125,7 +125,7 @@ def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeyp
     import json
 
     from zoo.cli import build_parser
-    from zoo.distribution import role
+    from zoo.training.distribution import role
 
     services = compose["services"]
     workers = {name: service for name, service in services.items() if name.startswith("trainer-worker-")}

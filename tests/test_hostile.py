@@ -21,10 +21,10 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.config import TrainConfig
 from zoo.errors import DatasetError, ExportError, TrainingError
 from zoo.repository import versions
-from zoo.train import train
+from zoo.training.config import TrainConfig
+from zoo.training.trainer import train
 
 
 def _config(tmp_path, **overrides):
@@ -76,7 +76,7 @@ def test_a_truncated_checkpoint_from_an_older_kill_is_dropped_and_the_run_starts
     backup.mkdir(parents=True)
     (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 88)  # the 96 bytes a kill left
     (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
-    with caplog.at_level(logging.WARNING, logger="zoo.train"):
+    with caplog.at_level(logging.WARNING, logger="zoo.training.trainer"):
         result = train(config, verbose=0)
     assert result.metrics["epochs_run"] == 3
     assert any("cannot be read" in r.getMessage() and "starting the run over" in r.getMessage() for r in caplog.records)
@@ -86,7 +86,7 @@ def test_the_same_finished_command_does_not_train_or_publish_again(tmp_path, cap
     config = _config(tmp_path, epochs=2)
     first = train(config, verbose=0)
     assert first.version_dir.name == "1"
-    with caplog.at_level(logging.WARNING, logger="zoo.train"):
+    with caplog.at_level(logging.WARNING, logger="zoo.training.trainer"):
         again = train(config, verbose=0)
     assert again.version_dir == first.version_dir and again.metrics == first.metrics
     assert versions(tmp_path / "models" / "dnn-regressor") == [1]
@@ -110,8 +110,8 @@ def test_a_rerun_on_a_changed_data_file_trains_again(tmp_path):
 
 
 def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path, load):
-    from zoo.export import export_model
     from zoo.registry import create_model
+    from zoo.repository.export import export_model
 
     models = tmp_path / "models"
     (models / "dnn-regressor").mkdir(parents=True)
@@ -127,8 +127,8 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path,
 
 
 def test_versions_and_the_config_are_readable_as_the_umask_says(tmp_path, load):
-    from zoo.export import export_model
     from zoo.registry import create_model
+    from zoo.repository.export import export_model
 
     data = load("red-wine")
     version_dir = export_model(create_model("dnn-regressor", data), name="dnn-regressor", task="regression",
@@ -141,8 +141,8 @@ def test_versions_and_the_config_are_readable_as_the_umask_says(tmp_path, load):
 
 
 def test_export_with_a_corrupt_models_config_publishes_nothing(tmp_path, load):
-    from zoo.export import export_model
     from zoo.registry import create_model
+    from zoo.repository.export import export_model
 
     models = tmp_path / "models"
     models.mkdir()

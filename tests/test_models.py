@@ -8,7 +8,7 @@ import pytest
 
 from tests.zoo_models import build, keras_outputs, served
 from zoo.registry import list_models
-from zoo.train import input_names, targets
+from zoo.training.trainer import input_names, targets
 
 ROWS = 16
 
@@ -48,8 +48,8 @@ def test_forward_on_a_tiny_batch(built):
 
 
 def test_one_training_step_moves_the_weights(built):
-    from zoo.config import TrainConfig
-    from zoo.train import compile_model
+    from zoo.training.config import TrainConfig
+    from zoo.training.trainer import compile_model
 
     info, data, model = built
     compile_model(model, TrainConfig(model=info.name).resolved(), info)
@@ -75,7 +75,7 @@ def test_keras_file_round_trip_gives_the_same_outputs(built, tmp_path):
 def test_savedmodel_round_trip_through_serving_default(built, tmp_path):
     import tensorflow as tf
 
-    from zoo.export import export_model
+    from zoo.repository.export import export_model
 
     info, data, model = built
     rows = _rows(data, model)

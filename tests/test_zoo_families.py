@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.config import TrainConfig
 from zoo.registry import create_model
-from zoo.train import train
+from zoo.training.config import TrainConfig
+from zoo.training.trainer import train
 
 
 def test_wide_and_deep_config_round_trip(load):

@@ -183,8 +183,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_config_from_args(args: argparse.Namespace):
     """Merge run.yaml (if any) under the flags given, into a TrainConfig."""
-    from zoo.config import TrainConfig
     from zoo.errors import ConfigError
+    from zoo.training.config import TrainConfig
 
     values: dict[str, Any] = TrainConfig.read_yaml(args.config) if args.config else {}
     flags = {
@@ -267,7 +267,7 @@ def _print_rows(rows: list[tuple[str, ...]], widths: tuple[int | None, ...]) -> 
 def cmd_train(args) -> int:
     """`zoo train`: train, evaluate and export one model."""
     config = train_config_from_args(args)
-    from zoo.train import train
+    from zoo.training.trainer import train
 
     result = train(config, verbose="auto" if args.verbose is None else args.verbose)
     print_run(result)
@@ -285,7 +285,7 @@ def print_run(result) -> None:
 
 def cmd_evaluate(args) -> int:
     """`zoo evaluate MODEL`: an exported version's metrics on its own test split."""
-    from zoo.evaluate import evaluate_version
+    from zoo.training.evaluation import evaluate_version
 
     result = evaluate_version(Path(args.models_dir), args.model, args.version)
     metrics = ", ".join(f"{key} {value:.4f}" for key, value in result["metrics"].items())
@@ -296,15 +296,15 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     """`zoo export RUN_DIR`: publish a finished run as a new version."""
     from zoo.errors import ExportError
-    from zoo.export import export_keras_file
-    from zoo.train import CARD_FILE, MODEL_FILE
+    from zoo.repository.export import export_keras_file
+    from zoo.training.trainer import CARD_FILE, MODEL_FILE
 
     card_file, keras_file = args.run_dir / CARD_FILE, args.run_dir / MODEL_FILE
     if not card_file.is_file() or not keras_file.is_file():
         raise ExportError(f"{args.run_dir} is not a finished run: it needs {CARD_FILE} and {MODEL_FILE}")
     card = json.loads(card_file.read_text(encoding="utf-8"))
-    from zoo.evaluate import dataset_from_card
-    from zoo.train import WARMUP_ROWS, require_finite
+    from zoo.training.evaluation import dataset_from_card
+    from zoo.training.trainer import WARMUP_ROWS, require_finite
 
     require_finite(card.get("metrics", {}), args.run_dir)  # a NaN model is never published
 
@@ -320,7 +320,7 @@ def cmd_export(args) -> int:
 
 def cmd_tune(args) -> int:
     """`zoo tune`: a Keras Tuner search over a model's hyperparameters."""
-    from zoo.tune import tune
+    from zoo.training.tune import tune
 
     result = tune(train_config_from_args(args), trials=args.trials, max_epochs=args.max_epochs,
                   objective=args.objective, directory=args.tune_dir, verbose=args.verbose or 0)
@@ -333,7 +333,7 @@ def cmd_tune(args) -> int:
 
 def cmd_retrain(args) -> int:
     """`zoo retrain`: train a candidate and publish it only if it is no worse."""
-    from zoo.retrain import retrain
+    from zoo.training.retrain import retrain
 
     result = retrain(Path(args.models_dir), args.model, data=args.data, config_file=args.config,
                      threshold=args.threshold, force=args.force, keep=args.keep, verbose=args.verbose)
@@ -343,7 +343,7 @@ def cmd_retrain(args) -> int:
 
 def cmd_versions(args) -> int:
     """`zoo versions MODEL`: a row per version."""
-    from zoo.versions import version_rows
+    from zoo.repository.version_labels import version_rows
 
     print(f"{'version':>7}  {'created':<25}  {'dataset':<18}  {'metric':<18}  {'labels':<14}  served")
     for row in version_rows(Path(args.models_dir), args.model):
@@ -355,7 +355,7 @@ def cmd_versions(args) -> int:
 
 def cmd_promote(args) -> int:
     """`zoo promote MODEL VERSION`: point the stable label at a version."""
-    from zoo.versions import promote
+    from zoo.repository.version_labels import promote
 
     promote(Path(args.models_dir), args.model, args.version, args.label)
     print(f"{args.model}: '{args.label}' -> version {args.version}")
@@ -364,7 +364,7 @@ def cmd_promote(args) -> int:
 
 def cmd_rollback(args) -> int:
     """`zoo rollback MODEL`: move a label to the version before the one it points at."""
-    from zoo.versions import rollback
+    from zoo.repository.version_labels import rollback
 
     before, after = rollback(Path(args.models_dir), args.model, args.label)
     print(f"{args.model}: '{args.label}' moved back from version {before} to version {after}")
@@ -373,7 +373,7 @@ def cmd_rollback(args) -> int:
 
 def cmd_prune(args) -> int:
     """`zoo prune MODEL`: remove old versions, keeping `--keep` and every labelled one."""
-    from zoo.versions import prune
+    from zoo.repository.version_labels import prune
 
     removed = prune(Path(args.models_dir), args.model, args.keep)
     if removed:
@@ -386,7 +386,7 @@ def cmd_prune(args) -> int:
 def cmd_predict(args) -> int:
     """`zoo predict`: a CSV file's predictions from a served model."""
     from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS, GrpcClient, RestClient
-    from zoo.client.batch import predict_csv
+    from zoo.client.csv_predictions import predict_csv
 
     client_class = RestClient if args.via == "rest" else GrpcClient
     address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)

@@ -8,7 +8,7 @@ Every demo model trains offline: digits and the synthetic coffee roasts are gene
 come with scikit-learn, and red wine, cereals and California housing ship with the zoo
 (zoo/datasets/files). A model whose data cannot be read is skipped with the reason (a
 user's broken ZOO_DATA_DIR copy, say), and the rest still run. Run again, a finished model
-is not trained twice: its version is reused (see zoo/train.py, finished_run).
+is not trained twice: its version is reused (see zoo/training/trainer.py, finished_run).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from zoo.config import TrainConfig
 from zoo.errors import ConfigError, DatasetError
+from zoo.training.config import TrainConfig
 
 # Model A of the transfer pair learns digits 0-7; model B (transfer-mlp) tells 8 from 9 with
 # A's hidden layers, as the Keras transfer-learning guide splits Fashion-MNIST.
@@ -85,7 +85,7 @@ def run_demo(models_dir: Path, keep_serving: bool = False, quick: bool = False) 
 
 def train_all(models_dir: Path, quick: bool) -> tuple[list[DemoRow], list[tuple[str, str]]]:
     """Train and export every demo model; a model whose data or source is missing is skipped."""
-    from zoo.train import train
+    from zoo.training.trainer import train
 
     rows: list[DemoRow] = []
     skipped: list[tuple[str, str]] = []
@@ -149,8 +149,8 @@ def first_test_row(version_dir: Path):
     """The first test row of the model's own split, as raw features, and its true answer."""
     import pandas as pd
 
-    from zoo import model_card
-    from zoo.evaluate import dataset_from_card
+    from zoo.repository import model_card
+    from zoo.training.evaluation import dataset_from_card
 
     card = model_card.read(version_dir)
     data = dataset_from_card(card)

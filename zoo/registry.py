@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo.errors import ConfigError
 
-# The signature outputs an exported model has, by task (see zoo.export).
+# The signature outputs an exported model has, by task (see zoo.repository.export).
 TASK_OUTPUTS = {
     "regression": ("prediction",),
     "multiclass": ("probabilities", "class_id", "label"),

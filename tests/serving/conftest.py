@@ -83,9 +83,9 @@ class Repository:
 
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory, load) -> Repository:
-    from zoo.export import export_model
     from zoo.registry import list_models
-    from zoo.train import input_names
+    from zoo.repository.export import export_model
+    from zoo.training.trainer import input_names
 
     root = Path(os.environ.get("ZOO_TEST_MODELS_DIR") or tmp_path_factory.mktemp("served-models"))
     (root / "half_plus_two").mkdir(parents=True, exist_ok=True)

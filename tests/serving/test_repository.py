@@ -53,6 +53,15 @@ def _versions(tmp_path):
     return tmp_path / "models" / "half_plus_two"
 
 
+def _replace_file(path, text):
+    """Write as an operator's tooling should (and as the zoo's exports do): a whole new file
+    renamed over the old, so a poll never reads a half-written or empty config. A plain
+    truncate-and-write made this module's config-polling test fail once in CI."""
+    scratch = path.with_name(f".{path.name}.new")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
 def _wait_for(condition, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -251,16 +260,16 @@ def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path, caplog):
     entry.version_labels["stable"] = 1
     # Version 1 is not loaded yet: TF Serving refuses the label, and so the whole file; the
     # old config keeps serving, and the file is tried again at later polls.
-    config_file.write_text(text_format.MessageToString(config))
+    _replace_file(config_file, text_format.MessageToString(config))
     assert _wait_for(lambda: "not currently available for inference" in caplog.text)
     time.sleep(0.5)
     assert caplog.text.count("not currently available for inference") == 1  # said once, not every poll
     assert _states(server) == {2: "AVAILABLE"}
     del entry.version_labels["stable"]
-    config_file.write_text(text_format.MessageToString(config))
+    _replace_file(config_file, text_format.MessageToString(config))
     assert _wait_for(lambda: _states(server) == {2: "AVAILABLE", 1: "AVAILABLE"})
     entry.version_labels["stable"] = 1
-    config_file.write_text(text_format.MessageToString(config))
+    _replace_file(config_file, text_format.MessageToString(config))
     assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two/labels/stable:predict",
                                          {"instances": [2.0]}) == (200, {"predictions": [3.0]}))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from zoo.export import REGRESS_SIGNATURE, mark_example_signatures
+from zoo.repository.export import REGRESS_SIGNATURE, mark_example_signatures
 from zoo.server.servable import REGRESS_METHOD
 
 

@@ -1,5 +1,5 @@
 """Clients for TF Serving's API (`zoo serve` or TensorFlow Serving): REST and gRPC, one
-interface, DataFrames in and out; and batch predictions from a CSV file (`zoo.client.batch`).
+interface, DataFrames in and out; and batch predictions from a CSV file (`zoo.client.csv_predictions`).
 
     from zoo.client import RestClient, GrpcClient
     with GrpcClient("localhost:8500") as client:

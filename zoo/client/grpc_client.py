@@ -15,8 +15,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from zoo import tensor_protos
 from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
+from zoo.protocol import tensor_protos
 
 DEFAULT_GRPC_ADDRESS = "localhost:8500"
 _MAX_MESSAGE_BYTES = 2**31 - 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoo.errors import ConfigError
 from zoo.server import config as server_config
 from zoo.server.batching import Batcher
-from zoo.server.core import ServingCore
+from zoo.server.data_plane import ServingCore
 from zoo.server.errors import ServingError
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
 from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server

@@ -22,9 +22,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from zoo import tensor_protos
 from zoo.errors import ConfigError
-from zoo.server.core import ServingCore, Target
+from zoo.protocol import tensor_protos
+from zoo.server.data_plane import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 

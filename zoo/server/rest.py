@@ -35,7 +35,7 @@ import time
 import urllib.parse
 
 from zoo.server import rest_json
-from zoo.server.core import ServingCore, Target
+from zoo.server.data_plane import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
 from zoo.server.http_framing import (

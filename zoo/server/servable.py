@@ -32,7 +32,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.util import deprecation
 
-from zoo import tensor_protos
+from zoo.protocol import tensor_protos
 from zoo.server.errors import Code, ServingError, invalid_argument
 
 log = logging.getLogger("zoo.server")

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from zoo import tensor_protos
+from zoo.protocol import tensor_protos
 from zoo.server.errors import invalid_argument
 from zoo.server.flags import DEFAULT_MAX_TENSOR_ELEMENTS as DEFAULT_MAX_ELEMENTS
 

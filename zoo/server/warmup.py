@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo import tensor_protos
+from zoo.protocol import tensor_protos
 from zoo.server import example_apis
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.servable import WARMUP_FILE, Servable

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from zoo import model_card, repository
+from zoo import repository
 from zoo.datasets import Dataset, load_dataset
-from zoo.export import load_signature
+from zoo.repository import model_card
+from zoo.repository.export import load_signature
 
 _BATCH = 4096
 _EPSILON = 1e-7  # Keras clips probabilities by the same amount in its cross-entropies

@@ -23,8 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import model_card, repository
+from zoo import repository
 from zoo.errors import ExportError
+from zoo.repository import model_card
 
 SIGNATURE = "serving_default"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from zoo.cli import main
-from zoo.distribution import role
 from zoo.errors import ConfigError
+from zoo.training.distribution import role
 
 
 def _free_ports(count: int) -> list[int]:

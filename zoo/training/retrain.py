@@ -18,11 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from zoo import model_card, repository, versions
-from zoo.config import TrainConfig
+from zoo import repository
 from zoo.errors import ConfigError
-from zoo.evaluate import dataset_from_card, task_metrics
 from zoo.registry import model_info
+from zoo.repository import model_card, version_labels
+from zoo.training.config import TrainConfig
+from zoo.training.evaluation import dataset_from_card, task_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +42,11 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     """Train a candidate for `name` and publish it if it passes the gate (see module doc)."""
     import keras
 
-    from zoo.export import export_keras_file
-    from zoo.train import CARD_FILE, MODEL_FILE, WARMUP_ROWS, train
+    from zoo.repository.export import export_keras_file
+    from zoo.training.trainer import CARD_FILE, MODEL_FILE, WARMUP_ROWS, train
 
     models_dir = Path(models_dir)
-    served_version = (versions.labels(models_dir, name).get(versions.STABLE)
+    served_version = (version_labels.labels(models_dir, name).get(version_labels.STABLE)
                       or repository.latest_version(models_dir, name))
     served_dir = repository.version_dir(models_dir, name, served_version)
     served_card = model_card.read(served_dir)
@@ -93,7 +94,7 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
         card={**candidate_card, "retrain": comparison}, warmup_rows=warmup,
     )
     if keep is not None:
-        versions.prune(models_dir, name, keep)
+        version_labels.prune(models_dir, name, keep)
     how = "published (forced)" if not passes else "published"
     return RetrainResult(True, f"{how} as {version_dir}: {verdict}", candidate.run_dir, version_dir, comparison)
 
@@ -103,8 +104,8 @@ def score(model, task: str, data) -> dict[str, float]:
     outputs its serving signature would give (the export's own conversion, run eagerly)."""
     import tensorflow as tf
 
-    from zoo.export import signature_outputs
-    from zoo.train import input_names
+    from zoo.repository.export import signature_outputs
+    from zoo.training.trainer import input_names
 
     rows = data.test
     outputs = model.predict(rows.select(input_names(model)), verbose=0)

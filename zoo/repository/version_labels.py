@@ -11,8 +11,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from zoo import model_card, repository
+from zoo import repository
 from zoo.errors import ExportError
+from zoo.repository import model_card
 
 STABLE, CANARY = "stable", "canary"
 

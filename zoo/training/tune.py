@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from zoo.config import TrainConfig
 from zoo.errors import ConfigError
+from zoo.training.config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ def tune(config: TrainConfig, *, trials: int, max_epochs: int, objective: str = 
 
     from zoo.datasets import load_dataset
     from zoo.registry import create_model, model_info
-    from zoo.train import compile_model, input_names, seed_everything, targets
+    from zoo.training.trainer import compile_model, input_names, seed_everything, targets
 
     if trials < 1 or max_epochs < 1:
         raise ConfigError(f"--trials and --max-epochs must be >= 1, got {trials} and {max_epochs}")

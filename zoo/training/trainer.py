@@ -8,7 +8,7 @@
 A run writes into its own folder (see `TrainConfig.run_dir`). If it is killed, the same
 command finds the backup there and resumes from the last finished epoch. Under
 `--strategy multi-worker` every worker runs this, and only the chief writes the run's folder
-and exports (see `zoo.distribution.Role`).
+and exports (see `zoo.training.distribution.Role`).
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import keras
 import tensorflow as tf
 
 import zoo
-from zoo import distribution
-from zoo.config import TrainConfig
 from zoo.datasets import Dataset, load_dataset
 from zoo.datasets.cache import file_digest
 from zoo.errors import ConfigError, TrainingError
-from zoo.export import export_model
-from zoo.plots import plot_history
 from zoo.registry import ModelInfo, create_model, model_info
 from zoo.repository import atomic_write_text
+from zoo.repository.export import export_model
+from zoo.training import distribution
+from zoo.training.config import TrainConfig
+from zoo.training.plots import plot_history
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
@@ -50,7 +50,7 @@ FINISHED_FILE = "finished.json"  # written last: the data it was trained on and 
 WORKERS_DIR = "workers"  # under a multi-worker run's folder: one folder per non-chief worker
 SCRATCH_MODELS_DIR = "scratch-models"
 WARMUP_ROWS = 8
-log = logging.getLogger("zoo.train")
+log = logging.getLogger("zoo.training.trainer")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.config import TrainConfig
 from zoo.errors import ConfigError
-from zoo.evaluate import evaluate_version
-from zoo.train import train
+from zoo.training.config import TrainConfig
+from zoo.training.evaluation import evaluate_version
+from zoo.training.trainer import train
 
 
 def _config(tmp_path, name="run", **overrides):

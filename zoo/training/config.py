@@ -43,7 +43,7 @@ class TrainConfig:
         models_dir: the model repository to export into.
         export: export a new version when training ends.
         strategy: None (one device), "mirrored" (every device of this machine) or
-            "multi-worker" (every worker TF_CONFIG names; see zoo.distribution).
+            "multi-worker" (every worker TF_CONFIG names; see zoo.training.distribution).
         backup_seconds: write the resume checkpoint at an epoch's end at most this often
             (0: every epoch). A killed run loses at most this much training.
     """

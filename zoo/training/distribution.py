@@ -39,7 +39,7 @@ def strategy(name: str | None):
         role()  # a clear error for a missing or malformed TF_CONFIG, before TF reads it
         import tensorflow as tf
 
-        from zoo import keras_multi_worker
+        from zoo.training import keras_multi_worker
 
         keras_multi_worker.install()
         return tf.distribute.MultiWorkerMirroredStrategy()

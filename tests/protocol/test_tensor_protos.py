@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from zoo.tensor_protos import to_array, to_proto
+from zoo.protocol.tensor_protos import to_array, to_proto
 
 ARRAYS = [
     np.array([1.5], np.float32),                      # one value: make_tensor_proto writes float_val

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from zoo.cli import main
-from zoo.config import TrainConfig
 from zoo.errors import ConfigError
-from zoo.retrain import retrain
-from zoo.train import train
-from zoo.versions import labels, promote, prune, rollback, version_rows
+from zoo.repository.version_labels import labels, promote, prune, rollback, version_rows
+from zoo.training.config import TrainConfig
+from zoo.training.retrain import retrain
+from zoo.training.trainer import train
 
 
 def _snapshot(models_dir):
@@ -45,7 +45,7 @@ def test_a_better_candidate_is_published_and_a_worse_one_is_not(served, tmp_path
     assert card["retrain"]["served_version"] == 1 and card["retrain"]["metric"] == "mae"
     assert card["retrain"]["candidate"] < card["retrain"]["served"]
     # The gate scored the candidate as it now serves: the exported SavedModel, on the same rows.
-    from zoo.evaluate import evaluate_version
+    from zoo.training.evaluation import evaluate_version
 
     exported = evaluate_version(served, "dnn-regressor", 2)
     assert exported["rows"] == card["retrain"]["held_out_rows"]

@@ -13,8 +13,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from zoo import repository
-from zoo.export import WARMUP_FILE, export_model
 from zoo.registry import create_model, model_info
+from zoo.repository.export import WARMUP_FILE, export_model
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import pandas as pd
 import yaml
 
 from zoo.cli import main
-from zoo.config import TrainConfig
-from zoo.train import train
-from zoo.tune import tune
+from zoo.training.config import TrainConfig
+from zoo.training.trainer import train
+from zoo.training.tune import tune
 
 
 def test_a_tiny_search_finishes_resumes_and_its_best_config_trains(tmp_path, capsys, monkeypatch):
