@@ -110,3 +110,22 @@ def test_config_file_flags_and_export_of_a_run(capsys, tmp_path, monkeypatch):
     assert sorted(card["signature"]["inputs"]) == ["fiber", "sugars"]
     code, out, err = _run(capsys, "evaluate", "linear-unit")
     assert code == 0 and out.startswith("linear-unit v1 on cereals test (11 rows): mae ")
+
+
+def test_every_train_config_field_has_a_flag_that_sets_it():
+    """The flags are generated from TrainConfig's fields: each one reaches the config."""
+    import dataclasses
+
+    from zoo.cli import build_parser, train_config_from_args
+    from zoo.training.config import TrainConfig
+
+    argv = ["train", "digits-mlp", "--dataset", "digits", "--data", "x.csv", "--target", "y", "--epochs", "3",
+            "--batch-size", "8", "--learning-rate", "0.5", "--optimizer", "sgd", "--loss", "mse", "--patience", "2",
+            "--seed", "7", "--validation-fraction", "0.2", "--test-fraction", "0.25", "--set", "units=4",
+            "--dataset-option", "scale=minmax", "--output-dir", "out", "--models-dir", "m", "--no-export",
+            "--strategy", "mirrored", "--backup-seconds", "0"]
+    config = train_config_from_args(build_parser().parse_args(argv))
+    defaults = TrainConfig(model="digits-mlp")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name != "model":
+            assert getattr(config, field.name) != getattr(defaults, field.name), field.name

@@ -10,6 +10,7 @@ one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -145,40 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags shared by train, tune and retrain: what to train and how."""
-    # Defaults are None throughout: an unset flag must not override run.yaml or the model.
-    parser.add_argument("model", nargs="?", help="a registered model (or `model:` in --config)")
-    parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="a registered dataset (default: the model's)")
-    data.add_argument("--data", help="a CSV file to read instead of the cached download")
-    data.add_argument("--target", help="the target column (with --dataset csv)")
-    data.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="NAME=VALUE",
-                      help="a load_dataset option, e.g. --dataset-option scale=minmax "
-                           "--dataset-option 'classes=[\"8\",\"9\"]' --dataset-option max_train_rows=200")
-    data.add_argument("--seed", type=int)
-    data.add_argument("--validation-fraction", type=float)
-    data.add_argument("--test-fraction", type=float)
-    fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", type=int)
-    fit.add_argument("--batch-size", type=int)
-    fit.add_argument("--learning-rate", type=float)
-    fit.add_argument("--optimizer", help="a Keras optimizer name: adam, sgd, rmsprop...")
-    fit.add_argument("--loss", help="a Keras loss name: mae, mse, huber...")
-    fit.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    fit.add_argument("--strategy", choices=("mirrored", "multi-worker"),
-                     help="tf.distribute: every device of this machine (mirrored), or every worker "
-                          "in TF_CONFIG (multi-worker; the chief exports)")
-    fit.add_argument(
-        "--set", dest="hparams", action="append", metavar="NAME=VALUE",
-        help="a model hyperparameter, e.g. --set units=64 --set hidden=[64,32]",
-    )
-    out = parser.add_argument_group("output")
-    out.add_argument("--output-dir", help="the run folder (default: runs/<model>/<digest>)")
-    out.add_argument("--models-dir", help="the model repository (default: models)")
-    out.add_argument("--no-export", dest="export", action="store_false", default=None)
-    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                     help="0 silent, 1 progress bar, 2 one line an epoch")
+    """The flags shared by train and tune, one per TrainConfig field (from its metadata)."""
+    from zoo.training.config import TrainConfig
+
+    groups = {name: parser.add_argument_group(name) for name in ("data", "training", "output")}
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        options = dict(meta["argparse"])
+        if meta["positional"]:
+            parser.add_argument(field.name, nargs="?", **options)
+            parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
+            continue
+        flag = meta["flag"] or "--" + field.name.replace("_", "-")
+        target = groups[meta["group"]]
+        if field.type.startswith("dict"):
+            target.add_argument(flag, dest=field.name, action="append", **options)
+        elif field.type == "bool":
+            target.add_argument(flag, dest=field.name, action="store_false" if field.default else "store_true",
+                                default=None, **options)
+        else:
+            kind = int if field.type.startswith("int") else float if field.type.startswith("float") else str
+            target.add_argument(flag, dest=field.name, type=kind, default=None, **options)
+    groups["output"].add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                                  help="0 silent, 1 progress bar, 2 one line an epoch")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -187,21 +177,15 @@ def train_config_from_args(args: argparse.Namespace):
     from zoo.training.config import TrainConfig
 
     values: dict[str, Any] = TrainConfig.read_yaml(args.config) if args.config else {}
-    flags = {
-        "model": args.model, "dataset": args.dataset, "data": args.data, "target": args.target,
-        "seed": args.seed, "validation_fraction": args.validation_fraction,
-        "test_fraction": args.test_fraction, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "optimizer": args.optimizer, "loss": args.loss,
-        "patience": args.patience, "output_dir": args.output_dir, "models_dir": args.models_dir,
-        "export": args.export, "strategy": args.strategy,
-    }
-    values.update({key: value for key, value in flags.items() if value is not None})
-    if args.hparams:
-        values["hparams"] = {**values.get("hparams", {}), **parse_assignments(args.hparams, "--set")}
-    if args.dataset_options:
-        values["dataset_options"] = {
-            **values.get("dataset_options", {}), **parse_assignments(args.dataset_options, "--dataset-option")
-        }
+    for field in dataclasses.fields(TrainConfig):
+        given = getattr(args, field.name)
+        if given is None:
+            continue
+        if field.type.startswith("dict"):  # NAME=VALUE flags, merged over the file's mapping
+            flag = field.metadata["flag"]
+            values[field.name] = {**values.get(field.name, {}), **parse_assignments(given, flag)}
+        else:
+            values[field.name] = given
     if not values.get("model"):
         raise ConfigError("no model given: name one (`zoo train dnn-regressor`) or set `model:` in --config")
     return TrainConfig.from_dict(values, source=str(args.config or "flags"))

@@ -22,6 +22,17 @@ DEFAULT_RUNS_DIR = "runs"
 DEFAULT_MODELS_DIR = "models"
 
 
+def _flag(default, group: str, *, flag: str | None = None, positional: bool = False, **argparse_options):
+    """A TrainConfig field and how `zoo train` spells it: the flags are generated from the
+    fields (zoo/cli.py, add_train_arguments), so a field is written once, here."""
+    metadata = {"group": group, "flag": flag, "positional": positional, "argparse": argparse_options}
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    if default is None and positional:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """What to train, on what, and how.
@@ -48,26 +59,33 @@ class TrainConfig:
             (0: every epoch). A killed run loses at most this much training.
     """
 
-    model: str
-    dataset: str | None = None
-    data: str | None = None
-    target: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    optimizer: str | None = None
-    loss: str | None = None
-    patience: int | None = None
-    seed: int = 42
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
-    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
-    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    output_dir: str | None = None
-    models_dir: str = DEFAULT_MODELS_DIR
-    export: bool = True
-    strategy: str | None = None
-    backup_seconds: float = 10.0
+    model: str = _flag(None, "training", positional=True, help="a registered model (or `model:` in --config)")
+    dataset: str | None = _flag(None, "data", help="a registered dataset (default: the model's)")
+    data: str | None = _flag(None, "data", help="a CSV file to read instead of the cached download")
+    target: str | None = _flag(None, "data", help="the target column (with --dataset csv)")
+    epochs: int | None = _flag(None, "training")
+    batch_size: int | None = _flag(None, "training")
+    learning_rate: float | None = _flag(None, "training")
+    optimizer: str | None = _flag(None, "training", help="a Keras optimizer name: adam, adamw, sgd, rmsprop...")
+    loss: str | None = _flag(None, "training", help="a Keras loss name: mae, mse, huber...")
+    patience: int | None = _flag(None, "training", help="early-stopping patience in epochs")
+    seed: int = _flag(42, "data")
+    validation_fraction: float = _flag(0.15, "data")
+    test_fraction: float = _flag(0.15, "data")
+    hparams: dict[str, Any] = _flag(dict, "training", flag="--set", metavar="NAME=VALUE",
+                                    help="a model hyperparameter, e.g. --set units=64 --set hidden=[64,32]")
+    dataset_options: dict[str, Any] = _flag(
+        dict, "data", flag="--dataset-option", metavar="NAME=VALUE",
+        help="a load_dataset option, e.g. --dataset-option scale=minmax "
+             "--dataset-option 'classes=[\"8\",\"9\"]' --dataset-option max_train_rows=200")
+    output_dir: str | None = _flag(None, "output", help="the run folder (default: runs/<model>/<digest>)")
+    models_dir: str = _flag(DEFAULT_MODELS_DIR, "output", help="the model repository (default: models)")
+    export: bool = _flag(True, "output", flag="--no-export", help="train and evaluate, but export no version")
+    strategy: str | None = _flag(None, "training", choices=("mirrored", "multi-worker"),
+                                 help="tf.distribute: every device of this machine (mirrored), or every worker "
+                                      "in TF_CONFIG (multi-worker; the chief exports)")
+    backup_seconds: float = _flag(10.0, "output",
+                                  help="write the resume checkpoint at most this often (0: every epoch)")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
