@@ -279,25 +279,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_export(args) -> int:
     """`zoo export RUN_DIR`: publish a finished run as a new version."""
-    from zoo.errors import ExportError
-    from zoo.repository.export import export_keras_file
-    from zoo.training.trainer import CARD_FILE, MODEL_FILE
+    from zoo.training.runs import publish_run
 
-    card_file, keras_file = args.run_dir / CARD_FILE, args.run_dir / MODEL_FILE
-    if not card_file.is_file() or not keras_file.is_file():
-        raise ExportError(f"{args.run_dir} is not a finished run: it needs {CARD_FILE} and {MODEL_FILE}")
-    card = json.loads(card_file.read_text(encoding="utf-8"))
-    from zoo.training.evaluation import dataset_from_card
-    from zoo.training.trainer import WARMUP_ROWS, require_finite
-
-    require_finite(card.get("metrics", {}), args.run_dir)  # a NaN model is never published
-
-    test = dataset_from_card(card).test
-    version_dir = export_keras_file(
-        keras_file, name=card["config"]["model"], task=card["task"],
-        class_names=card["dataset"]["class_names"], models_dir=Path(args.models_dir), card=card,
-        warmup_rows={k: v[:WARMUP_ROWS] for k, v in test.features.items()},
-    )
+    version_dir = publish_run(args.run_dir, Path(args.models_dir))
     print(f"version: {version_dir}")
     return 0
 

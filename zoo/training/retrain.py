@@ -42,8 +42,8 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     """Train a candidate for `name` and publish it if it passes the gate (see module doc)."""
     import keras
 
-    from zoo.repository.export import export_keras_file
-    from zoo.training.trainer import CARD_FILE, MODEL_FILE, WARMUP_ROWS, train
+    from zoo.training.runs import CARD_FILE, MODEL_FILE, publish_run
+    from zoo.training.trainer import train
 
     models_dir = Path(models_dir)
     served_version = (version_labels.labels(models_dir, name).get(version_labels.STABLE)
@@ -86,13 +86,8 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     if not passes and not force:
         return RetrainResult(False, f"not published: {verdict}; the candidate stays in {candidate.run_dir}",
                              candidate.run_dir, None, comparison)
-    names = list(candidate_card["signature"]["inputs"]) if "signature" in candidate_card else None
-    warmup = {k: v[:WARMUP_ROWS] for k, v in held_out.features.items() if names is None or k in names}
-    version_dir = export_keras_file(
-        candidate.run_dir / MODEL_FILE, name=name, task=info.task,
-        class_names=candidate_card["dataset"]["class_names"], models_dir=models_dir,
-        card={**candidate_card, "retrain": comparison}, warmup_rows=warmup,
-    )
+    version_dir = publish_run(candidate.run_dir, models_dir, card_extra={"retrain": comparison},
+                              test_features=held_out.features)
     if keep is not None:
         version_labels.prune(models_dir, name, keep)
     how = "published (forced)" if not passes else "published"

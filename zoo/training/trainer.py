@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import platform
 import shutil
@@ -31,25 +30,29 @@ import tensorflow as tf
 import zoo
 from zoo.datasets import Dataset, load_dataset
 from zoo.datasets.cache import file_digest
-from zoo.errors import ConfigError, TrainingError
+from zoo.errors import ConfigError
 from zoo.registry import ModelInfo, create_model, model_info
 from zoo.repository import atomic_write_text
 from zoo.repository.export import export_model
 from zoo.training import distribution
 from zoo.training.config import TrainConfig
 from zoo.training.plots import plot_history
+from zoo.training.runs import (  # noqa: F401  (the run folder's names, also read as trainer.X)
+    BACKUP_DIR,
+    CARD_FILE,
+    CONFIG_FILE,
+    CURVES_FILE,
+    FINISHED_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SCRATCH_MODELS_DIR,
+    WARMUP_ROWS,
+    WORKERS_DIR,
+    require_finite,
+    warmup_rows,
+)
 
-HISTORY_FILE = "history.csv"
-CURVES_FILE = "curves.png"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.keras"
-CARD_FILE = "card.json"  # the model card fields, for `zoo export RUN_DIR`
-BACKUP_DIR = "backup"
-FINISHED_FILE = "finished.json"  # written last: the data it was trained on and the version it made
-WORKERS_DIR = "workers"  # under a multi-worker run's folder: one folder per non-chief worker
-SCRATCH_MODELS_DIR = "scratch-models"
-WARMUP_ROWS = 8
 log = logging.getLogger("zoo.training.trainer")
 
 
@@ -172,7 +175,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         version_dir = export_model(
             model, name=config.model, task=info.task, class_names=data.class_names,
             models_dir=models_dir, card=card,
-            warmup_rows={k: v[:WARMUP_ROWS] for k, v in data.test.select(names).items()},
+            warmup_rows=warmup_rows(data.test.select(names)),
         )
         if not role.is_chief:
             shutil.rmtree(models_dir)
@@ -232,18 +235,6 @@ def _drop_unreadable_backup(backup_dir: Path) -> None:
     except OSError as error:
         log.warning("the resume checkpoint %s cannot be read (%s); starting the run over", weights, error)
         shutil.rmtree(backup_dir, ignore_errors=True)
-
-
-def require_finite(metrics: dict, run_dir: Path) -> None:
-    """Refuse a run whose test or validation metrics are not finite numbers: such a model
-    answers NaN (or nonsense) for every row, and must never become a version."""
-    for split in ("test", "validation"):
-        for name, value in metrics.get(split, {}).items():
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                raise TrainingError(
-                    f"the trained model's {split} {name} is {value}: it is not exported. Look for "
-                    f"infinite or huge values in the data, or lower the learning rate; the run is in {run_dir}"
-                )
 
 
 def seed_everything(seed: int) -> None:
