@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.protocol.names import DEFAULT_SIGNATURE
 from zoo.tensorflow_logs import import_tensorflow_quietly
 
 EXIT_USAGE = 2
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="an input column to copy into the output (default: every column the model does not take)")
     predict.add_argument("--version", type=int)
     predict.add_argument("--label", help="a version label, e.g. stable")
-    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--signature", default=DEFAULT_SIGNATURE)
     predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     predict.set_defaults(handler=cmd_predict)
 

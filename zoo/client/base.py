@@ -19,10 +19,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-
-DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_SIGNATURE = "classification"
-REGRESS_SIGNATURE = "regression"
+from zoo.protocol.names import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE, REGRESS_SIGNATURE  # noqa: F401
 
 
 class ClientError(ZooError):

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.client.base import ClientError, ModelClient, ModelRef
+from zoo.protocol.names import DEFAULT_SIGNATURE
 
 _PROGRESS_EVERY = 0.5  # seconds between progress lines
 _IN_FLIGHT = 2  # chunks being converted or predicted while the next one is read
@@ -57,7 +58,7 @@ class BatchResult:
 
 def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: Path, *,
                 batch_size: int = 1024, keys: list[str] | None = None, version: int | None = None,
-                label: str | None = None, signature: str = "serving_default",
+                label: str | None = None, signature: str = DEFAULT_SIGNATURE,
                 progress: bool = True) -> BatchResult:
     """Predict every row of a CSV and write the key columns with the predictions.
 

@@ -17,9 +17,10 @@ from tensorflow_serving.apis import (
 
 from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
 from zoo.protocol import tensor_protos
+from zoo.protocol.names import MAX_MESSAGE_BYTES as _MAX_MESSAGE_BYTES
 
 DEFAULT_GRPC_ADDRESS = "localhost:8500"
-_MAX_MESSAGE_BYTES = 2**31 - 1
+
 _STATE_NAMES = {number: name for name, number in get_model_status_pb2.ModelVersionStatus.State.items()}
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}  # TF's error codes are gRPC's
 

@@ -25,24 +25,22 @@ import tensorflow as tf
 
 from zoo import repository
 from zoo.errors import ExportError
+from zoo.protocol.names import CLASSIFY_METHOD, CLASSIFY_SIGNATURE, REGRESS_METHOD, REGRESS_SIGNATURE, WARMUP_FILE
+from zoo.protocol.names import DEFAULT_SIGNATURE as SIGNATURE
 from zoo.repository import model_card
 
-SIGNATURE = "serving_default"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 KERAS_FILE = "model.keras"
 BINARY_THRESHOLD = 0.5
-# The signatures for TF Serving's Classify and Regress APIs, which take serialized
-# tf.Examples (the `context` + `examples` of a REST :classify / :regress request).
-CLASSIFY_SIGNATURE = "classification"
-REGRESS_SIGNATURE = "regression"
+# The signatures for TF Serving's Classify and Regress APIs take serialized tf.Examples
+# (the `context` + `examples` of a REST :classify / :regress request).
 EXAMPLE_SIGNATURES = {
     "regression": REGRESS_SIGNATURE,
     "multiclass": CLASSIFY_SIGNATURE,
     "binary": CLASSIFY_SIGNATURE,
 }
 METHOD_NAMES = {
-    CLASSIFY_SIGNATURE: "tensorflow/serving/classify",
-    REGRESS_SIGNATURE: "tensorflow/serving/regress",
+    CLASSIFY_SIGNATURE: CLASSIFY_METHOD,
+    REGRESS_SIGNATURE: REGRESS_METHOD,
 }
 
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoo.errors import ExportError
+from zoo.protocol.names import CONTAINER_MODELS_ROOT
 
 SERVING_CONFIG = "models.config"
-# Where docker-compose mounts ./models inside the TF Serving container.
-DEFAULT_SERVING_ROOT = "/models"
+DEFAULT_SERVING_ROOT = CONTAINER_MODELS_ROOT
 
 
 _INT64_MAX = 2**63 - 1

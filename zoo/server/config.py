@@ -16,14 +16,13 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from zoo.errors import ConfigError
+from zoo.protocol.names import CONTAINER_MODELS_ROOT
 from zoo.server.protos import BatchingParameters, MonitoringConfig
 
 log = logging.getLogger("zoo.server")
-
-# Where the TF Serving container of docker-compose.yml sees ./models. A config file written
-# for it (models/models.config) names base paths under this root; `zoo serve` reading the
-# same file maps them to the config file's own folder.
-CONTAINER_MODELS_ROOT = "/models"
+# CONTAINER_MODELS_ROOT is where the TF Serving container of docker-compose.yml sees ./models.
+# A config file written for it (models/models.config) names base paths under this root;
+# `zoo serve` reading the same file maps them to the config file's own folder.
 
 
 def parse_text_proto(path: Path, message):

@@ -24,12 +24,13 @@ from tensorflow_serving.apis import (
 
 from zoo.errors import ConfigError
 from zoo.protocol import tensor_protos
+from zoo.protocol.names import MAX_MESSAGE_BYTES
 from zoo.server.data_plane import ServingCore, Target
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 
 log = logging.getLogger("zoo.server")
-MAX_MESSAGE_BYTES = 2**31 - 1  # as TF Serving: large batches must not hit gRPC's 4 MB default
+
 ERROR_MESSAGE_LIMIT = 1024  # ToGRPCStatus's kErrorMessageLimit
 MISSING_MODEL_SPEC = "Missing ModelSpec"
 

@@ -33,16 +33,18 @@ from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.util import deprecation
 
 from zoo.protocol import tensor_protos
+from zoo.protocol.names import (  # noqa: F401  (also read as servable.X by the server)
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    PREDICT_METHOD,
+    REGRESS_METHOD,
+    SERVE_TAG,
+    WARMUP_FILE,
+)
 from zoo.server.errors import Code, ServingError, invalid_argument
 
 log = logging.getLogger("zoo.server")
 
-DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-SERVE_TAG = "serve"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 # Session callables kept per version. Each is a pruned executor for one (feeds, fetches)
 # pair; output filters make those pairs unbounded, so the least recently used go.
 _MAX_CALLABLES = 64
