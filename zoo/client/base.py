@@ -31,8 +31,9 @@ class Unavailable(ClientError):
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """One signature input or output: its dtype and shape, as the server describes it."""
+class SignatureTensor:
+    """One signature input or output: its dtype and shape, as the server describes it (read
+    from TensorFlow's TensorInfo proto, whose name this class leaves to it)."""
     dtype: str  # TF's enum name: "DT_FLOAT", "DT_STRING"...
     shape: tuple[int, ...] | None  # -1 for any size; None for unknown rank
 
@@ -42,8 +43,8 @@ class SignatureInfo:
     """A signature's inputs and outputs by name."""
     name: str
     method_name: str
-    inputs: dict[str, TensorInfo]
-    outputs: dict[str, TensorInfo]
+    inputs: dict[str, SignatureTensor]
+    outputs: dict[str, SignatureTensor]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
+from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, SignatureTensor, Unavailable
 from zoo.protocol import tensor_protos
 from zoo.protocol.names import MAX_MESSAGE_BYTES as _MAX_MESSAGE_BYTES
 
@@ -139,9 +139,9 @@ def _dtype_enum(name: str) -> int:
 def _signature(name: str, definition) -> SignatureInfo:
     from tensorflow.core.framework import types_pb2
 
-    def tensors(entries) -> dict[str, TensorInfo]:
+    def tensors(entries) -> dict[str, SignatureTensor]:
         return {
-            key: TensorInfo(
+            key: SignatureTensor(
                 types_pb2.DataType.Name(info.dtype),
                 None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim),
             )

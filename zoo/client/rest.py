@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, TensorInfo, Unavailable
+from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, SignatureTensor, Unavailable
 
 DEFAULT_REST_ADDRESS = "localhost:8501"
 _RETRYABLE_STATUS = 503  # UNAVAILABLE
@@ -113,19 +113,19 @@ def _path(ref: ModelRef, suffix: str) -> str:
     return path + suffix
 
 
-def _jsonable(column: np.ndarray, tensor: TensorInfo):
+def _jsonable(column: np.ndarray, tensor: SignatureTensor):
     if tensor.dtype == "DT_STRING":
         return [str(value) for value in column]
     return column.tolist()
 
 
 def _signature(name: str, definition: dict) -> SignatureInfo:
-    def tensors(entries: dict) -> dict[str, TensorInfo]:
+    def tensors(entries: dict) -> dict[str, SignatureTensor]:
         result = {}
         for key, info in entries.items():
             shape = info.get("tensor_shape", {})
             dims = None if shape.get("unknown_rank") else tuple(int(d["size"]) for d in shape.get("dim", []))
-            result[key] = TensorInfo(info.get("dtype", "DT_INVALID"), dims)
+            result[key] = SignatureTensor(info.get("dtype", "DT_INVALID"), dims)
         return result
 
     return SignatureInfo(name, definition.get("method_name", ""), tensors(definition.get("inputs", {})),
