@@ -9,12 +9,10 @@ atomically and checked against the same SHA-256 as a download.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from zoo.datasets.cache import checksum_matches, data_dir
+from zoo.datasets.cache import CacheUnwritable, data_dir, write_verified
 from zoo.errors import DatasetError
 
 FILES = Path(__file__).with_name("files")
@@ -28,18 +26,15 @@ def bundled_copy(dataset: str, filename: str, sha256: str) -> Path | None:
     packed = FILES / f"{filename}.gz"
     if not packed.is_file():
         return None
-    target = data_dir() / filename
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError:
-        return None  # an unwritable cache: the caller downloads, or says why it cannot
-    try:
-        with os.fdopen(handle, "wb") as out, gzip.open(packed, "rb") as source:
+
+    def unpack(out) -> None:
+        with gzip.open(packed, "rb") as source:
             shutil.copyfileobj(source, out)
-        if not checksum_matches(Path(temp), f"sha256:{sha256}"):
-            raise DatasetError(f"dataset '{dataset}': the shipped {packed.name} is corrupt; reinstall the zoo")
-        os.replace(temp, target)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    return target
+
+    def corrupt(_temp: Path) -> DatasetError:
+        return DatasetError(f"dataset '{dataset}': the shipped {packed.name} is corrupt; reinstall the zoo")
+
+    try:
+        return write_verified(data_dir() / filename, unpack, f"sha256:{sha256}", corrupt)
+    except CacheUnwritable:
+        return None  # the caller downloads, or says why it cannot

@@ -13,7 +13,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from zoo.errors import DatasetError
 
@@ -57,28 +59,52 @@ def fetch(dataset: str, filename: str, url: str, checksum: str | None) -> Path:
         DatasetError: the file is missing and could not be downloaded, or the download
             does not match its checksum or its announced length.
     """
-    cache = data_dir()
-    target = cache / filename
+    target = data_dir() / filename
     if target.is_file():
         return target
+
+    def corrupt(temp: Path) -> DatasetError:
+        algorithm = checksum.partition(":")[0]
+        return DatasetError(
+            f"dataset '{dataset}': the download from {url} is corrupt or truncated: "
+            f"{algorithm} {file_digest(temp, algorithm)}, expected {checksum}"
+        )
+
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as error:
+        return write_verified(target, lambda out: _download(dataset, url, target, out), checksum, corrupt)
+    except CacheUnwritable as error:
         raise DatasetError(
             f"dataset '{dataset}': {target} is not in the cache and the cache folder cannot be "
             f"written ({error.strerror}); set {DATA_DIR_VARIABLE} to a writable folder"
         ) from None
+
+
+class CacheUnwritable(OSError):
+    """The cache folder cannot hold a new file (it cannot be created, or written in)."""
+
+
+def write_verified(target: Path, write: Callable[[BinaryIO], None], checksum: str | None,
+                   corrupt: Callable[[Path], Exception]) -> Path:
+    """Put a file into the cache so that no reader ever sees it half-written or wrong.
+
+    `write` fills a temporary file beside `target`; only if it matches `checksum` ("sha256:<hex>",
+    "md5:<hex>"; None: any) is it renamed into place. Otherwise `corrupt(temp)` is raised, and
+    nothing is left behind either way.
+
+    Raises:
+        CacheUnwritable: the folder cannot be created or written in.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as error:
+        raise CacheUnwritable(error.errno, error.strerror) from None
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as out:
-            _download(dataset, url, target, out)
+            write(out)
         if checksum and not checksum_matches(temp, checksum):
-            algorithm = checksum.partition(":")[0]
-            raise DatasetError(
-                f"dataset '{dataset}': the download from {url} is corrupt or truncated: "
-                f"{algorithm} {file_digest(temp, algorithm)}, expected {checksum}"
-            )
+            raise corrupt(temp)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
