@@ -150,13 +150,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags shared by train and tune, one per TrainConfig field (from its metadata)."""
     from zoo.training.config import TrainConfig
 
+    parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
     groups = {name: parser.add_argument_group(name) for name in ("data", "training", "output")}
     for field in dataclasses.fields(TrainConfig):
         meta = field.metadata
         options = dict(meta["argparse"])
         if meta["positional"]:
             parser.add_argument(field.name, nargs="?", **options)
-            parser.add_argument("--config", type=Path, help="run.yaml with defaults for these flags")
             continue
         flag = meta["flag"] or "--" + field.name.replace("_", "-")
         target = groups[meta["group"]]

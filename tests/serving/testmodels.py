@@ -6,8 +6,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from zoo.protocol.names import REGRESS_METHOD
 from zoo.repository.export import REGRESS_SIGNATURE, mark_example_signatures
-from zoo.server.servable import REGRESS_METHOD
 
 
 class HalfPlus(tf.Module):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.protocol.names import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE, REGRESS_SIGNATURE  # noqa: F401
+from zoo.protocol.names import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE, REGRESS_SIGNATURE
 
 
 class ClientError(ZooError):

@@ -1,1 +1,2 @@
-"""The wire format shared by export, server and client: TensorProto encoding and decoding."""
+"""What export, server and client must agree on: the TF Serving API's fixed names (names.py)
+and the TensorProto codec (tensor_protos.py)."""

@@ -23,12 +23,13 @@ from tensorflow_serving.apis import (
     model_pb2,
 )
 
+from zoo.protocol.names import DEFAULT_SIGNATURE
 from zoo.server import example_apis
 from zoo.server.batching import Batcher
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.manager import ModelManager
 from zoo.server.metrics import Metrics
-from zoo.server.servable import DEFAULT_SIGNATURE, Servable, Signature
+from zoo.server.servable import Servable, Signature
 
 SIGNATURE_DEF_FIELD = "signature_def"
 

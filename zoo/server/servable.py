@@ -33,14 +33,7 @@ from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.util import deprecation
 
 from zoo.protocol import tensor_protos
-from zoo.protocol.names import (  # noqa: F401  (also read as servable.X by the server)
-    CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
-    PREDICT_METHOD,
-    REGRESS_METHOD,
-    SERVE_TAG,
-    WARMUP_FILE,
-)
+from zoo.protocol.names import CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD, REGRESS_METHOD, SERVE_TAG
 from zoo.server.errors import Code, ServingError, invalid_argument
 
 log = logging.getLogger("zoo.server")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from zoo.protocol import tensor_protos
+from zoo.protocol.names import WARMUP_FILE
 from zoo.server import example_apis
 from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.servable import WARMUP_FILE, Servable
+from zoo.server.servable import Servable
 
 MAX_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
 

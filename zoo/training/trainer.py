@@ -37,7 +37,7 @@ from zoo.repository.export import export_model
 from zoo.training import distribution
 from zoo.training.config import TrainConfig
 from zoo.training.plots import plot_history
-from zoo.training.runs import (  # noqa: F401  (the run folder's names, also read as trainer.X)
+from zoo.training.runs import (
     BACKUP_DIR,
     CARD_FILE,
     CONFIG_FILE,
@@ -47,7 +47,6 @@ from zoo.training.runs import (  # noqa: F401  (the run folder's names, also rea
     METRICS_FILE,
     MODEL_FILE,
     SCRATCH_MODELS_DIR,
-    WARMUP_ROWS,
     WORKERS_DIR,
     require_finite,
     warmup_rows,
