@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError, DatasetError
 from zoo.training.config import TrainConfig
+from zoo.training.runs import CURVES_FILE
 
 # Model A of the transfer pair learns digits 0-7; model B (transfer-mlp) tells 8 from 9 with
 # A's hidden layers, as the Keras transfer-learning guide splits Fashion-MNIST.
@@ -72,14 +74,27 @@ def run_demo(models_dir: Path, keep_serving: bool = False, quick: bool = False) 
     from zoo.datasets import data_dir
 
     print(f"dataset cache: {data_dir()}   model repository: {models_dir}")
-    with _DataNotes() as notes:
-        rows, skipped = train_all(models_dir, quick)
-        if rows:
-            serve_and_ask(models_dir, rows, keep_serving)
-    print_table(rows, skipped)
-    for note in notes.messages:
-        print(f"note: {note}")
-    print(f"TF Serving config: {models_dir / 'models.config'}   (see README for docker compose)")
+    server = None
+    try:
+        with _DataNotes() as notes:
+            rows, skipped = train_all(models_dir, quick)
+            if rows:
+                server = start_server(models_dir, keep_serving)
+                ask_every_model(server, rows)
+        print_table(rows, skipped)
+        for note in notes.messages:
+            print(f"note: {note}")
+        print(f"TF Serving config: {models_dir / 'models.config'}   (see README for docker compose)")
+        if server is not None and keep_serving:  # the table first: it is what --serve is kept up for
+            print(f"serving on gRPC {server.grpc_port} and REST {server.rest_port} until Ctrl-C")
+            try:
+                while True:  # (Event.wait interrupted by Ctrl-C raises from inside its lock)
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if server is not None:
+            server.stop()
     return 0 if rows and not skipped else 1
 
 
@@ -110,39 +125,35 @@ def train_all(models_dir: Path, quick: bool) -> tuple[list[DemoRow], list[tuple[
         primary = result.metrics["primary_metric"]
         metric = f"{primary.removeprefix('main_')} {result.metrics['test'][primary]:.4g}"
         rows.append(DemoRow(run, result.config.dataset, metric, result.version_dir,
-                            result.run_dir / "curves.png"))
+                            result.run_dir / CURVES_FILE))
     return rows, skipped
 
 
-def serve_and_ask(models_dir: Path, rows: list[DemoRow], keep_serving: bool) -> None:
-    """Serve the repository; ask every model for its first test row over REST and gRPC."""
-    import threading
-
-    from zoo.client import GrpcClient, RestClient
+def start_server(models_dir: Path, keep_serving: bool):
+    """`zoo serve`'s server on the demo's repository: on 8500/8501 to keep, else on free ports."""
     from zoo.server.app import ZooServer
     from zoo.server.config import load_model_config_file
 
     config_file = models_dir / "models.config"
-    ports = (8500, 8501) if keep_serving else (0, 0)  # a demo run takes any free ports
+    ports = (8500, 8501) if keep_serving else (0, 0)
     server = ZooServer(load_model_config_file(config_file), config_dir=models_dir.resolve(),
                        grpc_port=ports[0], rest_port=ports[1]).start()
+    print(f"\nzoo serve on {config_file}: gRPC {server.host}:{server.grpc_port}, "
+          f"REST http://{server.host}:{server.rest_port}")
+    return server
+
+
+def ask_every_model(server, rows: list[DemoRow]) -> None:
+    """Ask every model for its first test row over REST and over gRPC; fill in the rows."""
+    from zoo.client import GrpcClient, RestClient
+
     rest, grpc = f"{server.host}:{server.rest_port}", f"{server.host}:{server.grpc_port}"
-    print(f"\nzoo serve on {config_file}: gRPC {grpc}, REST http://{rest}")
-    try:
-        with RestClient(rest) as rest_client, GrpcClient(grpc) as grpc_client:
-            for row in rows:
-                features, row.truth = first_test_row(row.version_dir)
-                version = int(row.version_dir.name)
-                row.rest = served_answer(rest_client.predict(row.run.model, features, version=version))
-                row.grpc = served_answer(grpc_client.predict(row.run.model, features, version=version))
-        if keep_serving:
-            print("serving on gRPC 8500 and REST 8501 until Ctrl-C")
-            try:
-                threading.Event().wait()
-            except KeyboardInterrupt:
-                pass
-    finally:
-        server.stop()
+    with RestClient(rest) as rest_client, GrpcClient(grpc) as grpc_client:
+        for row in rows:
+            features, row.truth = first_test_row(row.version_dir)
+            version = int(row.version_dir.name)
+            row.rest = served_answer(rest_client.predict(row.run.model, features, version=version))
+            row.grpc = served_answer(grpc_client.predict(row.run.model, features, version=version))
 
 
 def first_test_row(version_dir: Path):
