@@ -604,7 +604,9 @@ def test_zoo_serve_takes_the_grpc_flags_on_its_command_line(tmp_path, models):
 
     args = build_parser().parse_args([
         "serve", "--model_name=default", f"--model_base_path={models('saved_model_half_plus_two_cpu')}",
-        "--port=0", f"--grpc_socket_path={tmp_path / 'g.sock'}", "--grpc_channel_arguments=grpc.so_reuseaddr=1",
+        # --rest_api_port=0: REST off, so the test never needs the fixed default port 8501 free.
+        "--port=0", "--rest_api_port=0", f"--grpc_socket_path={tmp_path / 'g.sock'}",
+        "--grpc_channel_arguments=grpc.so_reuseaddr=1",
         "--allow_version_labels_for_unavailable_models", "--enable_serialization_as_tensor_content=true",
     ])
     server = server_from_args(args).start()
