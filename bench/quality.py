@@ -347,7 +347,7 @@ def _metric_key(test_metrics: dict, metric: str) -> str:
 def _recipe(model: str) -> str:
     from zoo.registry import model_info
 
-    return model_info(model).recipe
+    return model_info(model).recipe.about
 
 
 def _command(config: TrainConfig) -> str:
@@ -363,7 +363,7 @@ def _command(config: TrainConfig) -> str:
         parts.append(f"--set {key}={'A' if key == 'source' else json.dumps(value)}")
     for flag in ("epochs", "patience", "loss", "batch_size"):
         value = getattr(config, flag)
-        if value != getattr(info, flag):
+        if value != getattr(info.recipe, flag):
             parts.append(f"--{flag.replace('_', '-')} {value}")
     return " ".join(parts)
 

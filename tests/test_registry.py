@@ -30,7 +30,7 @@ def test_an_unknown_name_is_a_key_error_listing_the_known_names():
 def test_metadata_is_complete(name):
     info = model_info(name)
     assert info.task in ("regression", "multiclass", "binary")
-    assert info.dataset and info.loss and info.optimizer and info.learning_rate > 0
+    assert info.dataset and info.recipe.loss and info.recipe.optimizer and info.recipe.learning_rate > 0
     assert info.description and not info.description.startswith(" ")
     assert all(not key.startswith("_") for key in info.hyperparameters)
     described = info.describe()
@@ -41,7 +41,7 @@ def test_dnn_regressor_defaults_follow_the_course():
     info = model_info("dnn-regressor")
     assert info.hyperparameters["units"] == 512 and info.hyperparameters["depth"] == 3
     assert info.hyperparameters["activation"] == "relu"
-    assert (info.loss, info.optimizer, info.dataset) == ("mae", "adam", "red-wine")
+    assert (info.recipe.loss, info.recipe.optimizer, info.dataset) == ("mae", "adam", "red-wine")
 
 
 def test_unknown_hyperparameters_are_rejected_by_name(load):
@@ -61,5 +61,5 @@ def test_a_model_names_features_the_dataset_lacks(load):
 
 def test_every_model_says_which_recipe_it_trains_with():
     for name in list_models():
-        recipe = model_info(name).recipe
+        recipe = model_info(name).recipe.about
         assert recipe.split(":")[0] in ("plain", "least squares", "strong tabular recipe"), (name, recipe)

@@ -33,7 +33,7 @@ def build(name, load):
 
 def keras_outputs(info) -> tuple[str, ...]:
     """The Keras model's output names (the served outputs add class ids and labels)."""
-    return tuple(info.loss_weights) if info.loss_weights else TASK_OUTPUTS[info.task][:1]
+    return tuple(info.recipe.loss_weights) if info.recipe.loss_weights else TASK_OUTPUTS[info.task][:1]
 
 
 def served(info, keras_values: dict) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.errors import ConfigError
+from zoo.recipe import Recipe
 
 # The signature outputs an exported model has, by task (see zoo.repository.export).
 TASK_OUTPUTS = {
@@ -29,54 +30,51 @@ PRIMARY_METRIC = {"regression": "mae", "multiclass": "accuracy", "binary": "accu
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """A registered factory and what the trainer needs to know to train it."""
+    """A registered factory: what it builds, and the recipe the trainer trains it with."""
 
     name: str
     factory: Callable[..., Any]
     task: str
     dataset: str
     description: str
-    loss: str
-    optimizer: str
-    learning_rate: float
-    epochs: int
-    batch_size: int
-    patience: int
-    metrics: tuple[str, ...]
     hyperparameters: dict[str, Any]
+    recipe: Recipe
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     also_runs_on: tuple[str, ...] = ()
-    loss_weights: dict[str, float] | None = None
-    frozen_epochs: int | None = None
-    fine_tune_learning_rate: float | None = None
-    weight_decay: float | None = None
-    reduce_lr_patience: int | None = None
-    restore_best_weights: bool = True
-    recipe: str = ""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics the trainer compiles and reports, by task."""
+        return TASK_METRICS[self.task]
 
     @property
     def outputs(self) -> tuple[str, ...]:
         """The exported signature's outputs."""
-        if self.loss_weights:  # several Keras outputs: each is served under its own name
-            return tuple(self.loss_weights)
+        if self.recipe.loss_weights:  # several Keras outputs: each is served under its own name
+            return tuple(self.recipe.loss_weights)
         return TASK_OUTPUTS[self.task]
 
     @property
     def primary_metric(self) -> str:
         """The metric that decides "better"; for several outputs, the first output's."""
         metric = PRIMARY_METRIC[self.task]
-        return f"{next(iter(self.loss_weights))}_{metric}" if self.loss_weights else metric
+        return f"{next(iter(self.recipe.loss_weights))}_{metric}" if self.recipe.loss_weights else metric
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view, for `zoo info` and model cards."""
-        fields = dataclasses.asdict(self)
-        fields.pop("factory")
-        fields["metrics"] = list(self.metrics)
-        fields["outputs"] = list(self.outputs)
-        fields["primary_metric"] = self.primary_metric
-        fields["hyperparameters"] = {k: _jsonable(v) for k, v in self.hyperparameters.items()}
-        fields["also_runs_on"] = list(self.also_runs_on)
-        return fields
+        return {
+            "name": self.name,
+            "task": self.task,
+            "dataset": self.dataset,
+            "description": self.description,
+            "hyperparameters": {k: _jsonable(v) for k, v in self.hyperparameters.items()},
+            "dataset_options": self.dataset_options,
+            "also_runs_on": list(self.also_runs_on),
+            "metrics": list(self.metrics),
+            "outputs": list(self.outputs),
+            "primary_metric": self.primary_metric,
+            "recipe": self.recipe.describe(),
+        }
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -86,22 +84,10 @@ def register_model(
     *,
     task: str,
     dataset: str,
-    loss: str,
-    optimizer: str = "adam",
-    learning_rate: float = 1e-3,
-    epochs: int = 20,
-    batch_size: int = 32,
-    patience: int = 5,
+    recipe: Recipe,
     name: str | None = None,
     dataset_options: dict[str, Any] | None = None,
     also_runs_on: tuple[str, ...] = (),
-    loss_weights: dict[str, float] | None = None,
-    frozen_epochs: int | None = None,
-    fine_tune_learning_rate: float | None = None,
-    weight_decay: float | None = None,
-    reduce_lr_patience: int | None = None,
-    restore_best_weights: bool = True,
-    recipe: str = "",
 ):
     """Register a factory. Its name is `name`, or the function's name with "-" for "_".
 
@@ -109,17 +95,11 @@ def register_model(
     (with their defaults) are its hyperparameters.
 
     Args:
+        task: "regression", "multiclass" or "binary".
+        dataset: the dataset it trains on by default.
+        recipe: how the trainer trains it (see `zoo.recipe`).
         dataset_options: options for `load_dataset` on the default dataset (e.g. classes).
         also_runs_on: other datasets it is built for (tests fall back to them offline).
-        loss_weights: output name -> weight, for models with several outputs.
-        frozen_epochs: train this many epochs with the layer named "base" frozen, then
-            unfreeze it and go on at `fine_tune_learning_rate` (transfer learning).
-        weight_decay: decoupled weight decay (with optimizer "adamw").
-        reduce_lr_patience: divide the learning rate by 3 after this many epochs without a
-            better validation loss (Keras's ReduceLROnPlateau).
-        restore_best_weights: end with the weights of the best validation epoch (early
-            stopping's choice); False keeps the last epoch's (a problem trained to its minimum).
-        recipe: where the training recipe comes from, in words (`zoo info` shows it).
     """
     if task not in TASK_OUTPUTS:
         raise ValueError(f"task must be one of {tuple(TASK_OUTPUTS)}, got {task!r}")
@@ -138,24 +118,10 @@ def register_model(
             task=task,
             dataset=dataset,
             description=(inspect.getdoc(factory) or "").split("\n")[0],
-            loss=loss,
-            optimizer=optimizer,
-            learning_rate=learning_rate,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            metrics=TASK_METRICS[task],
             hyperparameters=hyperparameters,
+            recipe=recipe,
             dataset_options=dict(dataset_options or {}),
             also_runs_on=tuple(also_runs_on),
-            loss_weights=dict(loss_weights) if loss_weights else None,
-            frozen_epochs=frozen_epochs,
-            fine_tune_learning_rate=fine_tune_learning_rate,
-            weight_decay=weight_decay,
-            reduce_lr_patience=reduce_lr_patience,
-            restore_best_weights=restore_best_weights,
-            recipe=recipe or f"plain: {optimizer} at {learning_rate:g}, batch {batch_size}, "
-                             f"early stopping after {patience} epochs without a better validation loss",
         )
         return factory
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from zoo.architectures.features import image_input, tabular_inputs
+from zoo.recipe import Recipe
 from zoo.registry import register_model
 
 
@@ -24,8 +25,8 @@ def _build_image_mlp(data, *, name: str, hidden: Sequence[int], activation: str,
 
 
 @register_model(
-    task="multiclass", dataset="digits", loss="sparse_categorical_crossentropy", epochs=30,
-    batch_size=32,
+    task="multiclass", dataset="digits",
+    recipe=Recipe(loss="sparse_categorical_crossentropy", epochs=30, batch_size=32),
 )
 def digits_mlp(data, *, hidden: Sequence[int] = (128, 64), activation: str = "relu",
                dropout: float = 0.1):
@@ -34,8 +35,8 @@ def digits_mlp(data, *, hidden: Sequence[int] = (128, 64), activation: str = "re
 
 
 @register_model(
-    task="binary", dataset="coffee-roasting", loss="binary_crossentropy", learning_rate=0.01,
-    epochs=200, batch_size=32, patience=20,
+    task="binary", dataset="coffee-roasting",
+    recipe=Recipe(loss="binary_crossentropy", learning_rate=0.01, epochs=200, batch_size=32, patience=20),
 )
 def binary_classifier(data, *, hidden_units: int = 3, features: Sequence[str] | None = None):
     """The coffee-roasting network: Dense 3 sigmoid -> Dense 1 sigmoid, good or bad roast."""
@@ -48,8 +49,9 @@ def binary_classifier(data, *, hidden_units: int = 3, features: Sequence[str] | 
 
 
 @register_model(
-    task="multiclass", dataset="fashion-mnist", also_runs_on=("digits",), optimizer="sgd",
-    learning_rate=0.01, loss="sparse_categorical_crossentropy", epochs=30, batch_size=32,
+    task="multiclass", dataset="fashion-mnist", also_runs_on=("digits",),
+    recipe=Recipe(loss="sparse_categorical_crossentropy", optimizer="sgd", learning_rate=0.01, epochs=30,
+                  batch_size=32),
 )
 def mlp_classifier(data, *, hidden: Sequence[int] = (300, 100), activation: str = "relu",
                    dropout: float = 0.0):
@@ -58,8 +60,8 @@ def mlp_classifier(data, *, hidden: Sequence[int] = (300, 100), activation: str 
 
 
 @register_model(
-    task="multiclass", dataset="red-wine", loss="sparse_categorical_crossentropy", epochs=300,
-    batch_size=64, patience=40,
+    task="multiclass", dataset="red-wine",
+    recipe=Recipe(loss="sparse_categorical_crossentropy", epochs=300, batch_size=64, patience=40),
 )
 def wine_quality_classifier(data, *, units: int = 144, dropout: float = 0.3,
                             features: Sequence[str] | None = None):

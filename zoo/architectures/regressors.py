@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from zoo.architectures.features import tabular_inputs
+from zoo.recipe import Recipe
 from zoo.registry import register_model
 
 
@@ -39,10 +40,12 @@ def _build_regressor(data, *, name: str, features, hidden: Sequence[int], activa
 # patience 10 stopped on an 11-row validation split's noise and lost to OLS by 1.6 calories;
 # restoring the best validation epoch's weights still did (by 0.8 over five seeds).
 @register_model(
-    task="regression", dataset="cereals", loss="mse", learning_rate=0.1, epochs=200,
-    batch_size=64, patience=200, restore_best_weights=False,
-    recipe="least squares: MSE loss, Adam at 0.1 on the whole training split a step, 200 epochs, "
-           "the last epoch's weights (a convex problem trained to its minimum: ordinary least squares)",
+    task="regression", dataset="cereals",
+    recipe=Recipe(
+        loss="mse", learning_rate=0.1, epochs=200, batch_size=64, patience=200, restore_best_weights=False,
+        about="least squares: MSE loss, Adam at 0.1 on the whole training split a step, 200 epochs, the "
+              "last epoch's weights (a convex problem trained to its minimum: ordinary least squares)",
+    ),
 )
 def linear_unit(data, *, features: Sequence[str] | None = ("sugars", "fiber", "protein"),
                 scale_target: bool = True):
@@ -51,7 +54,7 @@ def linear_unit(data, *, features: Sequence[str] | None = ("sugars", "fiber", "p
                             activation="linear", scale_target=scale_target)
 
 
-@register_model(task="regression", dataset="red-wine", loss="mae", epochs=10, batch_size=256)
+@register_model(task="regression", dataset="red-wine", recipe=Recipe(loss="mae", epochs=10, batch_size=256))
 def dnn_regressor(
     data,
     *,

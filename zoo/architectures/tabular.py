@@ -26,11 +26,16 @@ import numpy as np
 
 from zoo.architectures.features import choose_features
 from zoo.errors import ConfigError
+from zoo.recipe import Recipe
 from zoo.registry import register_model
 
-RECIPE = ("strong tabular recipe: standardized + piecewise-linear encoded inputs (Gorishniy et al. "
-          "2022), ReLU MLP with dropout, AdamW with weight decay, learning rate / 3 on plateau, "
-          "patient early stopping restoring the best weights")
+STRONG = {
+    "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 300, "batch_size": 128,
+    "patience": 30, "reduce_lr_patience": 10,
+    "about": "strong tabular recipe: standardized + piecewise-linear encoded inputs (Gorishniy et al. "
+             "2022), ReLU MLP with dropout, AdamW with weight decay, learning rate / 3 on plateau, "
+             "patient early stopping restoring the best weights",
+}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -104,11 +109,8 @@ def _mlp(hidden: Sequence[int], dropout: float) -> list[keras.layers.Layer]:
     return layers
 
 
-STRONG = {"optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 300,
-          "batch_size": 128, "patience": 30, "reduce_lr_patience": 10, "recipe": RECIPE}
-
-
-@register_model(task="regression", dataset="red-wine", loss="mae", also_runs_on=("california-housing",), **STRONG)
+@register_model(task="regression", dataset="red-wine", also_runs_on=("california-housing",),
+                recipe=Recipe(loss="mae", **STRONG))
 def ple_mlp_regressor(data, *, hidden: Sequence[int] = (256, 256), dropout: float = 0.1, bins: int = 32,
                       features: Sequence[str] | None = None):
     """PLE MLP regressor (the zoo's strong recipe): PLE + standardized inputs, 2 x 256 ReLU."""
@@ -120,7 +122,7 @@ def ple_mlp_regressor(data, *, hidden: Sequence[int] = (256, 256), dropout: floa
     return keras.Model(inputs, {"prediction": body(x)}, name="ple_mlp_regressor")
 
 
-@register_model(task="multiclass", dataset="red-wine", loss="sparse_categorical_crossentropy", **STRONG)
+@register_model(task="multiclass", dataset="red-wine", recipe=Recipe(loss="sparse_categorical_crossentropy", **STRONG))
 def ple_mlp_classifier(data, *, hidden: Sequence[int] = (256, 256), dropout: float = 0.1, bins: int = 32,
                        features: Sequence[str] | None = None):
     """PLE MLP softmax classifier (the zoo's strong recipe): PLE + standardized inputs, 2 x 256 ReLU."""
@@ -130,7 +132,8 @@ def ple_mlp_classifier(data, *, hidden: Sequence[int] = (256, 256), dropout: flo
     return keras.Model(inputs, {"probabilities": body(x)}, name="ple_mlp_classifier")
 
 
-@register_model(task="binary", dataset="coffee-roasting", loss="binary_crossentropy", **{**STRONG, "batch_size": 32})
+@register_model(task="binary", dataset="coffee-roasting",
+                recipe=Recipe(loss="binary_crossentropy", **{**STRONG, "batch_size": 32}))
 def ple_mlp_binary(data, *, hidden: Sequence[int] = (256, 256), dropout: float = 0.1, bins: int = 32,
                    features: Sequence[str] | None = None):
     """PLE MLP sigmoid classifier (the zoo's strong recipe): PLE + standardized inputs, 2 x 256 ReLU."""

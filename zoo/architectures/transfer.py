@@ -1,8 +1,8 @@
 """Transfer learning, as the Keras guide does it: model B reuses the hidden layers of a
 trained model A under a new head. The reused layers form one sub-model named "base",
 called with `training=False` (so BatchNormalization and Dropout stay in inference mode)
-and frozen for the first epochs; the trainer then unfreezes it and recompiles at a low
-learning rate (see `frozen_epochs` in the registry). A's own weights are never touched:
+and built frozen; the recipe's second phase unfreezes it and recompiles at a low learning
+rate (see `zoo.recipe.Phase`). A's own weights are never touched:
 its layers are cloned, then given A's weights.
 """
 
@@ -14,6 +14,7 @@ import keras
 
 from zoo.architectures.features import image_input
 from zoo.errors import ConfigError
+from zoo.recipe import Phase, Recipe
 from zoo.registry import register_model
 
 
@@ -62,8 +63,11 @@ def fresh_base(model_a: keras.Model) -> keras.Sequential:
 
 @register_model(
     task="binary", dataset="digits", dataset_options={"classes": ["8", "9"], "max_train_rows": 200},
-    loss="binary_crossentropy", learning_rate=1e-3, epochs=40, batch_size=16, patience=10,
-    frozen_epochs=10, fine_tune_learning_rate=1e-4,
+    recipe=Recipe(
+        loss="binary_crossentropy", learning_rate=1e-3, epochs=40, batch_size=16, patience=10,
+        # The head learns on the frozen base first; then everything, at a tenth of the rate.
+        phases=(Phase(epochs=10), Phase(learning_rate=1e-4, unfreeze=True)),
+    ),
 )
 def transfer_mlp(data, *, source=None, pretrained: bool = True):
     """Model B from the hidden layers of a trained model A, a new head, base frozen then fine-tuned.

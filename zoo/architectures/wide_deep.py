@@ -14,12 +14,14 @@ import keras
 import numpy as np
 
 from zoo.architectures.features import choose_features
+from zoo.recipe import Recipe
 from zoo.registry import register_model
 
 # The book's split of California housing's features: 5 wide, 6 deep (overlapping).
 WIDE = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population")
 DEEP = ("AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
-LOSS_WEIGHTS = {"main": 0.9, "aux": 0.1}
+# Both outputs are fit to the target; the auxiliary one (on the deep path alone) regularizes.
+RECIPE = Recipe(loss="mse", epochs=100, batch_size=32, patience=10, loss_weights={"main": 0.9, "aux": 0.1})
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -86,10 +88,7 @@ def _statistics(data, names) -> tuple[list[float], list[float]]:
     return columns.mean(axis=0).tolist(), columns.var(axis=0).tolist()
 
 
-@register_model(
-    task="regression", dataset="california-housing", loss="mse", epochs=100, batch_size=32,
-    patience=10, loss_weights=LOSS_WEIGHTS,
-)
+@register_model(task="regression", dataset="california-housing", recipe=RECIPE)
 def wide_and_deep(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEEP, units: int = 30,
                   depth: int = 2, activation: str = "relu"):
     """Wide & Deep, subclassed: a wide and a deep feature group, outputs main and aux (0.9 / 0.1)."""
@@ -103,10 +102,7 @@ def wide_and_deep(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEE
     return model
 
 
-@register_model(
-    task="regression", dataset="california-housing", loss="mse", epochs=100, batch_size=32,
-    patience=10, loss_weights=LOSS_WEIGHTS,
-)
+@register_model(task="regression", dataset="california-housing", recipe=RECIPE)
 def wide_and_deep_functional(data, *, wide: Sequence[str] = WIDE, deep: Sequence[str] = DEEP,
                              units: int = 30, depth: int = 2, activation: str = "relu"):
     """Wide & Deep, functional API: the same network built with keras.layers.concatenate."""

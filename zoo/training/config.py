@@ -151,14 +151,15 @@ class TrainConfig:
         from zoo.registry import model_info
 
         info = model_info(self.model)
+        recipe = info.recipe
         defaults = {
             "dataset": info.dataset,
-            "epochs": info.epochs,
-            "batch_size": info.batch_size,
-            "learning_rate": info.learning_rate,
-            "optimizer": info.optimizer,
-            "loss": info.loss,
-            "patience": info.patience,
+            "epochs": recipe.epochs,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "optimizer": recipe.optimizer,
+            "loss": recipe.loss,
+            "patience": recipe.patience,
         }
         filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}
         return dataclasses.replace(self, **filled)

@@ -118,10 +118,10 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         return [
             ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), config.backup_seconds),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
-                                          restore_best_weights=info.restore_best_weights),
+                                          restore_best_weights=info.recipe.restore_best_weights),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
-            *([keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=info.reduce_lr_patience)]
-              if info.reduce_lr_patience else []),
+            *([keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=info.recipe.reduce_lr_patience)]
+              if info.recipe.reduce_lr_patience else []),
             *extra_callbacks,
         ]
 
@@ -142,16 +142,17 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         saved = ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), 0).saved_epoch()
         _truncate_history(run_dir / HISTORY_FILE, saved or 0)
     started = time.perf_counter()
-    if info.frozen_epochs and config.epochs > info.frozen_epochs and not model.get_layer("base").trainable:
-        # Transfer learning: the new head learns on a frozen base first; then the base is
-        # unfrozen, and the model recompiled (trainable changed) at a low learning rate.
-        history = model.fit(epochs=info.frozen_epochs, callbacks=callbacks_for(resuming), **fit)
-        model.get_layer("base").trainable = True
-        with strategy.scope():
-            compile_model(model, dataclasses.replace(config, learning_rate=info.fine_tune_learning_rate), info)
-        model.fit(epochs=config.epochs, initial_epoch=len(history.epoch), callbacks=callbacks_for(True), **fit)
-    else:
-        model.fit(epochs=config.epochs, callbacks=callbacks_for(resuming), **fit)
+    epoch = 0
+    for index, (end, phase) in enumerate(info.recipe.schedule(config.epochs, frozen=has_frozen_layers(model))):
+        if index:  # a later phase: Keras needs a recompile after `trainable` changes
+            if phase.unfreeze:
+                unfreeze(model)
+            with strategy.scope():
+                compile_model(model, dataclasses.replace(
+                    config, learning_rate=phase.learning_rate or config.learning_rate), info)
+        history = model.fit(epochs=end, initial_epoch=epoch, callbacks=callbacks_for(resuming or index > 0), **fit)
+        # A resumed run restores past this phase's end and trains none of it: go on from its end.
+        epoch = history.epoch[-1] + 1 if history.epoch else end
     seconds = time.perf_counter() - started
 
     metrics = {
@@ -311,17 +312,40 @@ def input_names(model: keras.Model) -> list[str]:
     return list(names) if names is not None else [tensor.name for tensor in model.inputs]
 
 
+def nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of a model, at any depth (a Sequential body's layers too)."""
+    found, stack = [], list(model.layers)
+    while stack:
+        layer = stack.pop()
+        found.append(layer)
+        stack.extend(getattr(layer, "layers", ()))
+    return found
+
+
+def has_frozen_layers(model: keras.Model) -> bool:
+    """Whether the factory built any layer frozen (`trainable = False`)."""
+    return any(not layer.trainable for layer in nested_layers(model))
+
+
+def unfreeze(model: keras.Model) -> None:
+    """Make every layer trainable. (Setting a functional model's own `trainable` does not
+    reach its layers in Keras 3.15: the frozen base stayed frozen.)"""
+    for layer in nested_layers(model):
+        layer.trainable = True
+
+
 def targets(info: ModelInfo, target):
     """The fit/evaluate targets: one array, or the same array for each of several outputs."""
-    return {name: target for name in info.loss_weights} if info.loss_weights else target
+    weights = info.recipe.loss_weights
+    return {name: target for name in weights} if weights else target
 
 
 def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> None:
     """Compile with the config's optimizer, learning rate and loss, and the model's metrics."""
     try:
         settings = {"learning_rate": config.learning_rate}
-        if info.weight_decay is not None:
-            settings["weight_decay"] = info.weight_decay
+        if info.recipe.weight_decay is not None:
+            settings["weight_decay"] = info.recipe.weight_decay
         optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": settings})
     except ValueError:
         raise ConfigError(
@@ -335,10 +359,11 @@ def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> N
             f"unknown loss '{config.loss}'; use a Keras loss name such as mae, mse, huber, "
             "sparse_categorical_crossentropy, binary_crossentropy"
         ) from None
-    if info.loss_weights:
-        outputs = list(info.loss_weights)
+    if info.recipe.loss_weights:
+        outputs = list(info.recipe.loss_weights)
         model.compile(optimizer=optimizer, loss={name: loss for name in outputs},
-                      loss_weights=dict(info.loss_weights), metrics={name: list(info.metrics) for name in outputs})
+                      loss_weights=dict(info.recipe.loss_weights),
+                      metrics={name: list(info.metrics) for name in outputs})
     else:
         model.compile(optimizer=optimizer, loss=loss, metrics=list(info.metrics))
 
