@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
+from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE, REGRESS_SIGNATURE
 
 
@@ -47,18 +48,13 @@ class SignatureInfo:
     outputs: dict[str, SignatureTensor]
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelRef:
-    """Which model, version (or label) and signature a call is for."""
-
-    name: str
-    version: int | None = None
-    label: str | None = None
-    signature: str = DEFAULT_SIGNATURE
-
-    def __post_init__(self):
-        if self.version is not None and self.label is not None:
-            raise ClientError(f"model '{self.name}': give a version or a label, not both")
+def model_target(name: str, version: int | None = None, label: str | None = None,
+                 signature: str = DEFAULT_SIGNATURE) -> ModelTarget:
+    """The target of a call; a version and a label together are a ClientError."""
+    try:
+        return ModelTarget(name, version, label, signature)
+    except ValueError as error:
+        raise ClientError(str(error)) from None
 
 
 class ModelClient(abc.ABC):
@@ -76,7 +72,7 @@ class ModelClient(abc.ABC):
     def predict(self, model: str, features, *, version: int | None = None, label: str | None = None,
                 signature: str = DEFAULT_SIGNATURE) -> pd.DataFrame:
         """Predictions for each row of `features` (a DataFrame or a dict of columns)."""
-        ref = ModelRef(model, version, label, signature)
+        ref = model_target(model, version, label, signature)
         info = self.signature(ref)
         columns = feature_columns(features, info)
         outputs = self._call(lambda: self._predict(ref, info, columns))
@@ -85,7 +81,7 @@ class ModelClient(abc.ABC):
     def classify(self, model: str, features, *, version: int | None = None, label: str | None = None,
                  signature: str = CLASSIFY_SIGNATURE) -> pd.DataFrame:
         """Classify API: a score column per class label, and `label`, the best one."""
-        ref = ModelRef(model, version, label, signature)
+        ref = model_target(model, version, label, signature)
         rows = example_rows(features)
         results = self._call(lambda: self._classify(ref, rows))
         frame = pd.DataFrame([{lbl: score for lbl, score in row} for row in results], index=_index(features))
@@ -95,16 +91,16 @@ class ModelClient(abc.ABC):
     def regress(self, model: str, features, *, version: int | None = None, label: str | None = None,
                 signature: str = REGRESS_SIGNATURE) -> pd.DataFrame:
         """Regress API: one `value` column."""
-        ref = ModelRef(model, version, label, signature)
+        ref = model_target(model, version, label, signature)
         rows = example_rows(features)
         values = self._call(lambda: self._regress(ref, rows))
         return pd.DataFrame({"value": values}, index=_index(features))
 
     def status(self, model: str, *, version: int | None = None, label: str | None = None) -> pd.DataFrame:
         """A row per version: version, state, error_code, error_message."""
-        return pd.DataFrame(self._call(lambda: self._status(ModelRef(model, version, label))))
+        return pd.DataFrame(self._call(lambda: self._status(model_target(model, version, label))))
 
-    def signature(self, ref: ModelRef) -> SignatureInfo:
+    def signature(self, ref: ModelTarget) -> SignatureInfo:
         """The named signature's inputs and outputs, from the server's metadata (cached)."""
         key = (ref.name, ref.version, ref.label)
         if key not in self._signatures:
@@ -129,24 +125,31 @@ class ModelClient(abc.ABC):
     # -- what a transport implements -------------------------------------------------------
 
     @abc.abstractmethod
-    def _predict(self, ref: ModelRef, info: SignatureInfo, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def _predict(self, ref: ModelTarget, info: SignatureInfo,
+                 columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     @abc.abstractmethod
-    def _classify(self, ref: ModelRef, rows: list[dict]) -> list[list[tuple[str, float]]]: ...
+    def _classify(self, ref: ModelTarget, rows: list[dict]) -> list[list[tuple[str, float]]]: ...
 
     @abc.abstractmethod
-    def _regress(self, ref: ModelRef, rows: list[dict]) -> list[float]: ...
+    def _regress(self, ref: ModelTarget, rows: list[dict]) -> list[float]: ...
 
     @abc.abstractmethod
-    def _status(self, ref: ModelRef) -> list[dict[str, Any]]: ...
+    def _status(self, ref: ModelTarget) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
-    def _metadata(self, ref: ModelRef) -> dict[str, SignatureInfo]: ...
+    def _metadata(self, ref: ModelTarget) -> dict[str, SignatureInfo]: ...
 
     # -- retries ---------------------------------------------------------------------------
 
     def _call(self, attempt: Callable[[], Any]) -> Any:
-        """Run `attempt`, retrying (with exponential backoff) only when unavailable."""
+        """Run `attempt`, retrying (with exponential backoff) only when unavailable.
+
+        Kept by hand for gRPC too, measured: gRPC's own retryPolicy (service config) caps
+        attempts at 5 and draws each wait at random below the backoff, and a call made while
+        the channel waits out its reconnect backoff fails at once; with the same `retries=8,
+        backoff=0.1` it gave up on a server that came up after one second, which this loop
+        reaches (tests/client/test_clients.py)."""
         for tries in range(self.retries + 1):
             try:
                 return attempt()

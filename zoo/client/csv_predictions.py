@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from zoo.client.base import ClientError, ModelClient, ModelRef
+from zoo.client.base import ClientError, ModelClient, model_target
 from zoo.protocol.names import DEFAULT_SIGNATURE
 
-_PROGRESS_EVERY = 0.5  # seconds between progress lines
+_PROGRESS_EVERY = 0.5  # seconds between progress bar updates
 _IN_FLIGHT = 2  # chunks being converted or predicted while the next one is read
 _FLOAT_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16"}
 
@@ -79,7 +80,7 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     if batch_size < 1:
         raise ClientError(f"batch size must be >= 1, got {batch_size}")
     input_path, output_path = Path(input_path), Path(output_path)
-    info = client.signature(ModelRef(model, version, label, signature))
+    info = client.signature(model_target(model, version, label, signature))
     header = _header(input_path)
     missing = [name for name in info.inputs if name not in header]
     if missing:
@@ -94,7 +95,10 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
     total = check_rows(input_path, len(header))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".partial", dir=output_path.parent)
-    started, done, last_report = time.perf_counter(), 0, 0.0
+    started, done = time.perf_counter(), 0
+    share = "/{total_fmt} rows ({percentage:.0f}%)" if total else " rows"
+    bar = tqdm(total=total, unit=" rows", disable=not progress, file=sys.stderr, mininterval=_PROGRESS_EVERY,
+               bar_format="{n_fmt}" + share + ", {rate_fmt}")
     pool = concurrent.futures.ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="zoo-predict")
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
@@ -104,14 +108,12 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
             pending = collections.deque()  # (chunk, its predictions' future), in file order
 
             def write_oldest() -> None:
-                nonlocal done, last_report
+                nonlocal done
                 chunk, future = pending.popleft()
                 written = pd.concat([chunk[keys], future.result()], axis=1)
                 written.to_csv(out, header=done == 0, index=False)
                 done += len(chunk)
-                if progress and time.perf_counter() - last_report > _PROGRESS_EVERY:
-                    last_report = time.perf_counter()
-                    _report(done, total, last_report - started)
+                bar.update(len(chunk))
 
             for chunk in _numbered_chunks(input_path, columns, numbers, batch_size):
                 pending.append((chunk, pool.submit(client.predict, model, chunk, version=version,
@@ -125,10 +127,10 @@ def predict_csv(client: ModelClient, model: str, input_path: Path, output_path: 
         pool.shutdown(wait=True, cancel_futures=True)  # nothing may still write once we clean up
         os.unlink(temp_name)
         raise
+    finally:
+        bar.close()
     pool.shutdown()
     seconds = time.perf_counter() - started
-    if progress:
-        _report(done, total, seconds, final=True)
     return BatchResult(done, seconds, output_path)
 
 
@@ -257,11 +259,3 @@ def _check_rows_quoted(path: Path, fields: int) -> int:
 def _field_count_error(path: Path, row: int, found: int, fields: int) -> str:
     cause = "a stray comma?" if found > fields else "a row cut short?"
     return f"{path}: row {row} has {found} fields, the header {fields} ({cause}); its values would be shifted"
-
-
-def _report(done: int, total: int | None, seconds: float, final: bool = False) -> None:
-    rate = done / seconds if seconds > 0 else 0.0
-    share = f" ({100 * done / total:.0f}%)" if total else ""
-    end = "\n" if final or not sys.stderr.isatty() else "\r"
-    print(f"{done}{'/' + str(total) if total else ''} rows{share}, {rate:,.0f} rows/s", end=end,
-          file=sys.stderr, flush=True)

@@ -15,8 +15,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, SignatureTensor, Unavailable
+from zoo.client.base import ClientError, ModelClient, SignatureInfo, SignatureTensor, Unavailable
 from zoo.protocol import tensor_protos
+from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import MAX_MESSAGE_BYTES as _MAX_MESSAGE_BYTES
 
 DEFAULT_GRPC_ADDRESS = "localhost:8500"
@@ -49,7 +50,7 @@ class GrpcClient(ModelClient):
 
     def _predict(self, ref, info, columns):
         request = predict_pb2.PredictRequest()
-        _fill_spec(request.model_spec, ref)
+        ref.fill(request.model_spec)
         for name, tensor in info.inputs.items():
             dtype = tf.dtypes.as_dtype(_dtype_enum(tensor.dtype))
             if dtype == tf.string:
@@ -61,21 +62,21 @@ class GrpcClient(ModelClient):
 
     def _classify(self, ref, rows):
         request = classification_pb2.ClassificationRequest()
-        _fill_spec(request.model_spec, ref)
+        ref.fill(request.model_spec)
         _fill_examples(request.input.example_list, rows)
         response = self._rpc(self._prediction.Classify, request, ref)
         return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
 
     def _regress(self, ref, rows):
         request = regression_pb2.RegressionRequest()
-        _fill_spec(request.model_spec, ref)
+        ref.fill(request.model_spec)
         _fill_examples(request.input.example_list, rows)
         response = self._rpc(self._prediction.Regress, request, ref)
         return [r.value for r in response.result.regressions]
 
     def _status(self, ref):
         request = get_model_status_pb2.GetModelStatusRequest()
-        _fill_spec(request.model_spec, ref, with_signature=False)
+        ref.fill(request.model_spec, with_signature=False)
         response = self._rpc(self._models.GetModelStatus, request, ref)
         return [
             {"version": s.version, "state": _STATE_NAMES.get(s.state, str(s.state)),
@@ -86,13 +87,13 @@ class GrpcClient(ModelClient):
 
     def _metadata(self, ref):
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        _fill_spec(request.model_spec, ref, with_signature=False)
+        ref.fill(request.model_spec, with_signature=False)
         response = self._rpc(self._prediction.GetModelMetadata, request, ref)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
         return {name: _signature(name, definition) for name, definition in signatures.signature_def.items()}
 
-    def _rpc(self, method, request, ref: ModelRef):
+    def _rpc(self, method, request, ref: ModelTarget):
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
@@ -104,16 +105,6 @@ class GrpcClient(ModelClient):
             raise ClientError(
                 f"model '{ref.name}' on {self.address} refused the request ({code.name}): {details}"
             ) from None
-
-
-def _fill_spec(spec, ref: ModelRef, with_signature: bool = True) -> None:
-    spec.name = ref.name
-    if with_signature:
-        spec.signature_name = ref.signature
-    if ref.version is not None:
-        spec.version.value = ref.version
-    elif ref.label is not None:
-        spec.version_label = ref.label
 
 
 def _fill_examples(example_list, rows: list[dict]) -> None:

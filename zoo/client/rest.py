@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.client.base import ClientError, ModelClient, ModelRef, SignatureInfo, SignatureTensor, Unavailable
+from zoo.client.base import ClientError, ModelClient, SignatureInfo, SignatureTensor, Unavailable
+from zoo.protocol.model_spec import ModelTarget
 
 DEFAULT_REST_ADDRESS = "localhost:8501"
 _RETRYABLE_STATUS = 503  # UNAVAILABLE
@@ -44,7 +45,7 @@ class RestClient(ModelClient):
 
     def _predict(self, ref, info, columns):
         inputs = {name: _jsonable(columns[name], info.inputs[name]) for name in info.inputs}
-        body = self._request("POST", _path(ref, ":predict"), {"signature_name": ref.signature, "inputs": inputs}, ref)
+        body = self._request("POST", ref, ":predict", {"signature_name": ref.signature, "inputs": inputs})
         outputs = body["outputs"]
         if not isinstance(outputs, dict):  # one output: TF Serving drops its name
             (name,) = info.outputs
@@ -52,15 +53,15 @@ class RestClient(ModelClient):
         return {name: np.asarray(value) for name, value in outputs.items()}
 
     def _classify(self, ref, rows):
-        body = self._request("POST", _path(ref, ":classify"), {"signature_name": ref.signature, "examples": rows}, ref)
+        body = self._request("POST", ref, ":classify", {"signature_name": ref.signature, "examples": rows})
         return [[(label, score) for label, score in row] for row in body["results"]]
 
     def _regress(self, ref, rows):
-        body = self._request("POST", _path(ref, ":regress"), {"signature_name": ref.signature, "examples": rows}, ref)
+        body = self._request("POST", ref, ":regress", {"signature_name": ref.signature, "examples": rows})
         return list(body["results"])
 
     def _status(self, ref):
-        body = self._request("GET", _path(ref, ""), None, ref)
+        body = self._request("GET", ref)
         return [
             {"version": int(v["version"]), "state": v["state"],
              "error_code": v.get("status", {}).get("error_code", "OK"),
@@ -69,11 +70,12 @@ class RestClient(ModelClient):
         ]
 
     def _metadata(self, ref):
-        body = self._request("GET", _path(ref, "/metadata"), None, ref)
+        body = self._request("GET", ref, "/metadata")
         definitions = body["metadata"]["signature_def"]["signature_def"]
         return {name: _signature(name, definition) for name, definition in definitions.items()}
 
-    def _request(self, method: str, path: str, payload: Any, ref: ModelRef) -> dict:
+    def _request(self, method: str, ref: ModelTarget, suffix: str = "", payload: Any = None) -> dict:
+        path = ref.rest_path(suffix)
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         connection = self._connection()
         try:
@@ -102,15 +104,6 @@ class RestClient(ModelClient):
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
             self._local.connection = connection
         return connection
-
-
-def _path(ref: ModelRef, suffix: str) -> str:
-    path = f"/v1/models/{ref.name}"
-    if ref.version is not None:
-        path += f"/versions/{ref.version}"
-    elif ref.label is not None:
-        path += f"/labels/{ref.label}"
-    return path + suffix
 
 
 def _jsonable(column: np.ndarray, tensor: SignatureTensor):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import time
 
 import numpy as np
@@ -23,7 +22,7 @@ from tensorflow_serving.apis import (
     model_pb2,
 )
 
-from zoo.protocol.names import DEFAULT_SIGNATURE
+from zoo.protocol.model_spec import ModelTarget
 from zoo.server import example_apis
 from zoo.server.batching import Batcher
 from zoo.server.errors import Code, ServingError, invalid_argument
@@ -32,34 +31,6 @@ from zoo.server.metrics import Metrics
 from zoo.server.servable import Servable, Signature
 
 SIGNATURE_DEF_FIELD = "signature_def"
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """Which model a request is for: TF Serving's ModelSpec, decoded."""
-
-    name: str
-    version: int | None = None
-    label: str | None = None
-    signature_name: str = ""
-
-    @classmethod
-    def from_spec(cls, spec: model_pb2.ModelSpec) -> Target:
-        """The target a request's ModelSpec names (version, label or latest)."""
-        choice = spec.WhichOneof("version_choice")
-        return cls(
-            name=spec.name,
-            version=spec.version.value if choice == "version" else None,
-            label=spec.version_label if choice == "version_label" else None,
-            signature_name=spec.signature_name,
-        )
-
-    def spec(self, servable: Servable) -> model_pb2.ModelSpec:
-        """The ModelSpec a response carries (MakeModelSpec): the request's model name, the
-        signature that ran, the version that served."""
-        spec = model_pb2.ModelSpec(name=self.name, signature_name=self.signature_name or DEFAULT_SIGNATURE)
-        spec.version.value = servable.version
-        return spec
 
 
 class ServingCore:
@@ -110,7 +81,7 @@ class ServingCore:
             if status == "OK" and api is not None:
                 self.metrics.latency(counted, api, entrypoint, time.perf_counter() - started)
 
-    def resolve(self, target: Target) -> Servable:
+    def resolve(self, target: ModelTarget) -> Servable:
         """The version a request resolves to (ServerCore::GetServableHandle)."""
         if not target.name:
             raise invalid_argument("ModelSpec has no name specified.")
@@ -118,12 +89,12 @@ class ServingCore:
 
     # -- Predict ---------------------------------------------------------------------------
 
-    def input_signature(self, target: Target) -> tuple[Servable, Signature]:
+    def input_signature(self, target: ModelTarget) -> tuple[Servable, Signature]:
         """The servable and signature a REST body is decoded against (its input dtypes)."""
         servable = self.resolve(target)
         return servable, servable.input_signature(target.signature_name)
 
-    def predict(self, target: Target, inputs: dict[str, np.ndarray], output_filter=(),
+    def predict(self, target: ModelTarget, inputs: dict[str, np.ndarray], output_filter=(),
                 timeout: float | None = None, servable: Servable | None = None,
                 answer_at_deadline: bool = True):
         """Returns (servable, signature, outputs by alias).
@@ -155,34 +126,34 @@ class ServingCore:
 
     # -- Classify / Regress / MultiInference -----------------------------------------------
 
-    def classify(self, target: Target, model_input: input_pb2.Input, timeout: float | None = None):
+    def classify(self, target: ModelTarget, model_input: input_pb2.Input, timeout: float | None = None):
         """Returns (the response's ModelSpec, the ClassificationResult)."""
         servable = self.resolve(target)
         signature = example_apis.classification_signature(servable, target.signature_name)
         result = self._with_deadline(example_apis.classify, timeout, servable, signature, model_input)
-        return target.spec(servable), result
+        return target.served_by(servable.version), result
 
-    def regress(self, target: Target, model_input: input_pb2.Input, timeout: float | None = None):
+    def regress(self, target: ModelTarget, model_input: input_pb2.Input, timeout: float | None = None):
         """Returns (the response's ModelSpec, the RegressionResult)."""
         servable = self.resolve(target)
         signature = example_apis.regression_signature(servable, target.signature_name)
         result = self._with_deadline(example_apis.regress, timeout, servable, signature, model_input)
-        return target.spec(servable), result
+        return target.served_by(servable.version), result
 
     def multi_inference(self, request: inference_pb2.MultiInferenceRequest, timeout: float | None = None):
         """The MultiInferenceResponse; the version is the first task's (as TF Serving)."""
         first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
-        servable = self.resolve(Target.from_spec(first))
+        servable = self.resolve(ModelTarget.from_proto(first))
         return self._with_deadline(example_apis.multi_inference, timeout, servable, request)
 
     # -- Status and metadata ---------------------------------------------------------------
 
-    def status(self, target: Target) -> get_model_status_pb2.GetModelStatusResponse:
+    def status(self, target: ModelTarget) -> get_model_status_pb2.GetModelStatusResponse:
         """GetModelStatus: a version's state, or every version's. A label is not looked at
         (TF Serving's GetModelStatus reads only the name and the version)."""
         return self.manager.status(target.name, target.version)
 
-    def metadata(self, target: Target, fields=(SIGNATURE_DEF_FIELD,)):
+    def metadata(self, target: ModelTarget, fields=(SIGNATURE_DEF_FIELD,)):
         """GetModelMetadata: the signature defs of the target version."""
         if not fields:
             raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")

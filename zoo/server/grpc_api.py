@@ -24,8 +24,9 @@ from tensorflow_serving.apis import (
 
 from zoo.errors import ConfigError
 from zoo.protocol import tensor_protos
+from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import MAX_MESSAGE_BYTES
-from zoo.server.data_plane import ServingCore, Target
+from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 
@@ -60,10 +61,10 @@ def _deadline(context) -> float | None:
     return None if remaining is None or remaining > 1e9 else max(remaining, 0.0)
 
 
-def _target(request) -> Target:
+def _target(request) -> ModelTarget:
     if not request.HasField("model_spec"):
         raise invalid_argument(MISSING_MODEL_SPEC)
-    return Target.from_spec(request.model_spec)
+    return ModelTarget.from_proto(request.model_spec)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -92,7 +93,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable, _, outputs = self.core.predict(
                 target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
             )
-            response = predict_pb2.PredictResponse(model_spec=target.spec(servable))
+            response = predict_pb2.PredictResponse(model_spec=target.served_by(servable.version))
             for alias, value in outputs.items():
                 response.outputs[alias].CopyFrom(tensor_protos.to_proto(value, as_content=self.tensor_content))
             return response

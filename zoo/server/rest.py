@@ -25,6 +25,7 @@ refused (a web page's cross-site `text/plain` POST, which needs no preflight, is
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import ipaddress
@@ -34,8 +35,9 @@ import threading
 import time
 import urllib.parse
 
+from zoo.protocol.model_spec import ModelTarget
 from zoo.server import rest_json
-from zoo.server.data_plane import ServingCore, Target
+from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
 from zoo.server.http_framing import (
@@ -275,9 +277,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return rest_json.encode_status(self.core.status(target))
         raise invalid_argument(f"Malformed request: {method} {path}")
 
-    def _predict_like(self, verb: str, target: Target, body: bytes) -> str:
+    def _predict_like(self, verb: str, target: ModelTarget, body: bytes) -> str:
         document = rest_json.parse_body(body)
-        target = Target(target.name, target.version, target.label, rest_json.signature_name(document))
+        target = dataclasses.replace(target, signature_name=rest_json.signature_name(document))
         if verb == "predict":
             servable, signature = self.core.input_signature(target)
             inputs, request_format = rest_json.decode_predict(document, signature)
@@ -342,13 +344,13 @@ def _model_and_api(method: str, path: str) -> tuple[str, str | None]:
     return "", None
 
 
-def _target(name: str | None, version: str | None, label: str | None) -> Target:
+def _target(name: str | None, version: str | None, label: str | None) -> ModelTarget:
     number = None
     if version:
         number = int(version)
         if number > _INT64_MAX:
             raise ServingError(Code.INVALID_ARGUMENT, f"Failed to convert version: {version} to numeric.")
-    return Target(
+    return ModelTarget(
         name=urllib.parse.unquote(name or ""),
         version=number,
         label=urllib.parse.unquote(label) if label else None,
