@@ -3,6 +3,12 @@
 Every downloaded byte is checked against a published checksum before the file is renamed
 into the cache, so a reader never sees a half-written or corrupt file under its final
 name, and a file already in the cache is never downloaded again.
+
+Why not pooch (`pooch.retrieve(url, known_hash)` does the same download-verify-rename): the
+shipped copies go into the cache through the same `write_verified`, and each failure has a
+tested message of its own (a length that lies says "truncated: N of M bytes", an unwritable
+cache names $ZOO_DATA_DIR); with pooch each would be a translation of requests' and pooch's
+exceptions, and two more dependencies, for the 60 lines below.
 """
 
 from __future__ import annotations
