@@ -13,7 +13,8 @@ fi
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   echo "installing keras-zoo and its dependencies into $VENV (about a minute)" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
+  # The beam extra too: CI runs the Beam tests (a user's plain install stays without it).
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,beam]" >&2
   touch "$STAMP"
 fi
 # The project's offline reference data, when it sits beside the checkout (CI, developers).

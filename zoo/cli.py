@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.beam import add_beam_arguments
+from zoo.errors import ConfigError, ZooError
 from zoo.protocol.names import DEFAULT_SIGNATURE
 from zoo.tensorflow_logs import import_tensorflow_quietly
 
@@ -26,7 +27,14 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     """The `zoo` command: parse, run the subcommand, turn known errors into exit status 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # After "--": Beam's own pipeline options, passed through untouched (argparse's subparsers
+    # do not hand "--" to a subcommand's positional).
+    beam_options = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:len(argv) - len(beam_options) - 1] if "--" in argv else argv)
+    args.beam_options = beam_options
+    if beam_options and args.command != "predict":
+        parser.error("options after -- are Beam pipeline options, for zoo predict --runner beam")
     if args.command != "datasets":
         import_tensorflow_quietly()
     from zoo.registry import UnknownModelError
@@ -119,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="batch predictions for a CSV file from a model server")
     predict.add_argument("model")
-    predict.add_argument("--input", required=True, type=Path, help="a CSV with the model's input columns")
-    predict.add_argument("--output", required=True, type=Path, help="where to write the predictions (CSV)")
+    # Text, not Path: with --runner beam they are a glob and a prefix that may be gs://...
+    predict.add_argument("--input", required=True, help="a CSV with the model's input columns")
+    predict.add_argument("--output", required=True, help="where to write the predictions (CSV)")
     predict.add_argument("--via", choices=("rest", "grpc"), default="grpc")
     predict.add_argument("--server", help="host:port (default localhost:8500 for grpc, localhost:8501 for rest)")
     predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
@@ -130,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--label", help="a version label, e.g. stable")
     predict.add_argument("--signature", default=DEFAULT_SIGNATURE)
     predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    predict.add_argument("--runner", choices=("local", "beam"), default="local",
+                         help="beam: an Apache Beam pipeline (--input a glob, --output a prefix of shards; "
+                              "Beam's own options after --, e.g. -- --runner=DataflowRunner); needs keras-zoo[beam]")
+    add_beam_arguments(predict.add_argument_group("with --runner beam"))
     predict.set_defaults(handler=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve models over gRPC and REST (TF Serving's API and flags)")
@@ -357,6 +370,16 @@ def cmd_predict(args) -> int:
     from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS, GrpcClient, RestClient
     from zoo.client.csv_predictions import predict_csv
 
+    if args.runner == "beam":
+        from zoo.beam import require_beam
+
+        require_beam()
+        from zoo.beam import pipeline
+
+        job = pipeline.job_from(args)
+        return pipeline.report(job, pipeline.run(job, args.beam_options))
+    if args.beam_options or args.saved_model or args.format != "csv" or args.errors:
+        raise ConfigError("--saved-model, --format, --errors and Beam options need --runner beam")
     client_class = RestClient if args.via == "rest" else GrpcClient
     address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
     with client_class(address, timeout=args.timeout) as client:

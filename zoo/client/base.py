@@ -47,6 +47,22 @@ class SignatureInfo:
     inputs: dict[str, SignatureTensor]
     outputs: dict[str, SignatureTensor]
 
+    @classmethod
+    def from_proto(cls, name: str, definition) -> SignatureInfo:
+        """From a SignatureDef proto (gRPC metadata, or a SavedModel's own)."""
+        from tensorflow.core.framework import types_pb2
+
+        def tensors(entries) -> dict[str, SignatureTensor]:
+            return {
+                key: SignatureTensor(
+                    types_pb2.DataType.Name(info.dtype),
+                    None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim),
+                )
+                for key, info in entries.items()
+            }
+
+        return cls(name, definition.method_name, tensors(definition.inputs), tensors(definition.outputs))
+
 
 def model_target(name: str, version: int | None = None, label: str | None = None,
                  signature: str = DEFAULT_SIGNATURE) -> ModelTarget:

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from zoo.client.base import ClientError, ModelClient, SignatureInfo, SignatureTensor, Unavailable
+from zoo.client.base import ClientError, ModelClient, SignatureInfo, Unavailable
 from zoo.protocol import tensor_protos
 from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import MAX_MESSAGE_BYTES as _MAX_MESSAGE_BYTES
@@ -91,7 +91,7 @@ class GrpcClient(ModelClient):
         response = self._rpc(self._prediction.GetModelMetadata, request, ref)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
-        return {name: _signature(name, definition) for name, definition in signatures.signature_def.items()}
+        return {name: SignatureInfo.from_proto(name, d) for name, d in signatures.signature_def.items()}
 
     def _rpc(self, method, request, ref: ModelTarget):
         try:
@@ -125,18 +125,3 @@ def _dtype_enum(name: str) -> int:
     from tensorflow.core.framework import types_pb2
 
     return types_pb2.DataType.Value(name)
-
-
-def _signature(name: str, definition) -> SignatureInfo:
-    from tensorflow.core.framework import types_pb2
-
-    def tensors(entries) -> dict[str, SignatureTensor]:
-        return {
-            key: SignatureTensor(
-                types_pb2.DataType.Name(info.dtype),
-                None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim),
-            )
-            for key, info in entries.items()
-        }
-
-    return SignatureInfo(name, definition.method_name, tensors(definition.inputs), tensors(definition.outputs))

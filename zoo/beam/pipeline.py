@@ -1,0 +1,250 @@
+"""The batch-prediction pipeline: files -> rows -> RunInference -> sharded predictions.
+
+    MatchFiles(glob) -> ReadMatches -> ReadRows ──rows──> RunInference(KeyedModelHandler(handler))
+                                          │                  │ predictions    │ failed batches
+                                          └──dead letters────┴────────────────┴──> errors shards
+    predictions -> key columns + named outputs -> WriteToText (CSV) / WriteToParquet
+
+The output has `zoo predict`'s columns: the key columns (default: every input column the
+model does not take), then the outputs sorted by name, vectors as name_0..name_k. Shards
+come in no order; a file without key columns gets `file` and `row` ones, so every
+prediction can be matched to its row. Nothing is dropped: every row ends up in the
+predictions or in the errors output (file, row, column, reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import sys
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.metrics import Metrics, MetricsFilter
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from zoo.beam import add_beam_arguments
+from zoo.beam.handlers import SavedModelHandler, ServedModelHandler
+from zoo.beam.rows import ERROR_COLUMNS, ERRORS, ReadRows, dead_letter
+from zoo.client.base import SignatureInfo
+from zoo.protocol.names import DEFAULT_SIGNATURE
+
+NAMESPACE = "zoo_beam"
+_QUOTED = 200  # the longest exception text a dead letter keeps
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What a batch-prediction run reads, calls and writes."""
+
+    input: str  # a file pattern: data/*.csv, gs://bucket/day=*/part-*.parquet
+    output: str  # the shards' prefix: out/predictions -> out/predictions-00000-of-00004.csv
+    handler: SavedModelHandler | ServedModelHandler
+    file_format: str = "csv"  # of the input and the output
+    errors: str | None = None  # the dead letters' prefix; default: <output>-errors
+    keys: list[str] | None = None
+
+    @property
+    def errors_prefix(self) -> str:
+        """Where the dead letters go."""
+        return self.errors or f"{self.output}-errors"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a finished run wrote."""
+
+    predictions: int
+    dead_letters: int
+    state: str
+
+
+def output_columns(signature: SignatureInfo) -> list[str]:
+    """The prediction columns, as `zoo predict` names them."""
+    columns = []
+    for name in sorted(signature.outputs):
+        shape = signature.outputs[name].shape or ()
+        width = 1
+        for size in shape[1:]:
+            width *= max(size, 1)
+        columns += [name] if len(shape) <= 1 else [f"{name}_{position}" for position in range(width)]
+    return columns
+
+
+def key_columns(job: Job, signature: SignatureInfo) -> list[str] | None:
+    """The key columns every output row starts with; None: `file` and `row` stand in.
+
+    With no --key, the first input file's header decides (every column the model does not
+    take), so that the output header is known before the pipeline runs."""
+    if job.keys is not None:
+        return job.keys or None
+    header = _first_header(job)
+    keys = [column for column in header if column not in signature.inputs]
+    return keys or None
+
+
+def build(pipeline: beam.Pipeline, job: Job, signature: SignatureInfo) -> None:
+    """Add the job's transforms to a pipeline."""
+    keys = key_columns(job, signature)
+    outputs = output_columns(signature)
+    header = [*(keys or ["file", "row"]), *outputs]
+    read = (
+        pipeline
+        | "Match" >> fileio.MatchFiles(job.input)
+        | "Open" >> fileio.ReadMatches()
+        | "Rows" >> beam.ParDo(ReadRows(signature, keys or [], job.file_format)).with_outputs(ERRORS, main="rows")
+    )
+    predicted, failed = (
+        read.rows
+        | "Predict" >> RunInference(KeyedModelHandler(job.handler)).with_exception_handling()
+    )
+    lines = predicted | "Format" >> beam.Map(_output_row, with_file_and_row=keys is None, columns=outputs)
+    failed_rows = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(_batch_dead_letters)
+    errors = (read[ERRORS], failed_rows) | "AllErrors" >> beam.Flatten()
+    _ = lines | "Count" >> beam.Map(_count, "predictions")
+    _ = errors | "CountErrors" >> beam.Map(_count, "dead_letters")
+    if job.file_format == "parquet":
+        _write_parquet(lines, job.output, header, _output_types(signature))
+    else:
+        _ = (lines | "CSV" >> beam.Map(_csv_line)
+             | "Write" >> beam.io.WriteToText(job.output, file_name_suffix=".csv", header=",".join(header)))
+    _ = (errors | "ErrorsCSV" >> beam.Map(lambda record: _csv_line([record[c] for c in ERROR_COLUMNS]))
+         | "WriteErrors" >> beam.io.WriteToText(job.errors_prefix, file_name_suffix=".csv",
+                                                header=",".join(ERROR_COLUMNS)))
+
+
+def run(job: Job, pipeline_args: Sequence[str] = ()) -> Outcome:
+    """Build and run the pipeline (DirectRunner unless `pipeline_args` say otherwise)."""
+    signature = job.handler.signature()
+    options = PipelineOptions(list(pipeline_args))
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, job, signature)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    counters = {name: _counter(result, name) for name in ("predictions", "dead_letters")}
+    return Outcome(counters["predictions"], counters["dead_letters"], str(state))
+
+
+def _output_row(element, *, with_file_and_row: bool, columns: list[str]) -> list:
+    key, result = element
+    start = [key.file, key.row] if with_file_and_row else list(key.keys)
+    return [*start, *(result.inference[column] for column in columns)]
+
+
+def _batch_dead_letters(failure):
+    """A failed batch (after Beam's retries): each of its rows, with the error."""
+    batch, error = failure
+    reason = f"prediction failed: {error}"[:_QUOTED]
+    for key, _ in batch:
+        yield dead_letter(key.file, key.row, "", reason)
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
+_ARROW_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float32", "DT_INT32": "int32",
+                "DT_INT64": "int64", "DT_BOOL": "bool_", "DT_STRING": "string"}
+
+
+def _write_parquet(lines, prefix: str, header: list[str], types: dict[str, str]) -> None:
+    """Typed as the signature's outputs (float32 predictions, int64 class ids, text labels);
+    key and stand-in columns as text, as the input wrote them."""
+    import pyarrow as pa
+
+    schema = pa.schema([(column, getattr(pa, types.get(column, "string"))()) for column in header])
+    text = [column not in types for column in header]
+    _ = (lines
+         | "Records" >> beam.Map(lambda row: {c: (str(v) if is_text and v is not None else v)
+                                              for c, v, is_text in zip(header, row, text)})
+         | "WriteParquet" >> beam.io.WriteToParquet(prefix, schema, file_name_suffix=".parquet"))
+
+
+def _output_types(signature: SignatureInfo) -> dict[str, str]:
+    """Each prediction column's Arrow type, from its signature output's dtype."""
+    types = {}
+    for column in output_columns(signature):
+        name = column if column in signature.outputs else column.rsplit("_", 1)[0]
+        types[column] = _ARROW_TYPES.get(signature.outputs[name].dtype, "string")
+    return types
+
+
+def _count(element, name: str):
+    Metrics.counter(NAMESPACE, name).inc()
+    return element
+
+
+def _counter(result, name: str) -> int:
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))
+    return int(sum(counter.committed or 0 for counter in query["counters"]))
+
+
+def _first_header(job: Job) -> list[str]:
+    from apache_beam.io.filesystems import FileSystems
+
+    matches = FileSystems.match([job.input])[0].metadata_list
+    if not matches:
+        from zoo.errors import ConfigError
+
+        raise ConfigError(f"no input file matches {job.input}")
+    path = sorted(m.path for m in matches)[0]
+    with FileSystems.open(path) as handle:
+        if job.file_format == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(handle).schema_arrow.names)
+        return next(csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline="")), [])
+
+
+def parser() -> argparse.ArgumentParser:
+    """`python -m zoo.beam`'s options; anything else is a Beam pipeline option."""
+    p = argparse.ArgumentParser(prog="python -m zoo.beam", description="batch predictions on Apache Beam")
+    p.add_argument("model", help="the model's name (on the server, or its models/ folder)")
+    p.add_argument("--input", required=True, help="a file pattern: data/*.csv, gs://bucket/part-*.parquet")
+    p.add_argument("--output", required=True, help="the output shards' prefix")
+    p.add_argument("--via", choices=("grpc", "rest"), default="grpc")
+    p.add_argument("--server", help="host:port of a served model (default: localhost:8500 grpc, 8501 rest)")
+    p.add_argument("--batch-size", type=int, default=1024, help="the largest batch of rows in one call")
+    p.add_argument("--key", action="append", dest="keys", metavar="COLUMN")
+    p.add_argument("--version", type=int)
+    p.add_argument("--label")
+    p.add_argument("--signature", default=DEFAULT_SIGNATURE)
+    add_beam_arguments(p)
+    return p
+
+
+def job_from(args) -> Job:
+    """A Job from parsed flags."""
+    if args.saved_model:
+        handler = SavedModelHandler(args.saved_model, args.signature, max_batch_size=args.batch_size)
+    else:
+        from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS
+
+        address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
+        handler = ServedModelHandler(address, args.model, via=args.via, version=args.version, label=args.label,
+                                     signature_name=args.signature, max_batch_size=args.batch_size)
+    return Job(input=str(args.input), output=str(args.output), handler=handler, file_format=args.format,
+               errors=args.errors, keys=args.keys)
+
+
+def report(job: Job, outcome: Outcome) -> int:
+    """Say what was written; exit status 1 if any row went to the dead letters."""
+    print(f"{outcome.predictions} predictions -> {job.output}-*.{job.file_format} ({outcome.state})")
+    if outcome.dead_letters:
+        print(f"{outcome.dead_letters} rows could not be predicted -> {job.errors_prefix}-*.csv "
+              "(file, row, column, reason)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m zoo.beam MODEL --input GLOB --output PREFIX [Beam options]`."""
+    args, pipeline_args = parser().parse_known_args(argv)
+    job = job_from(args)
+    return report(job, run(job, pipeline_args))
