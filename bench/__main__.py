@@ -1,4 +1,4 @@
-"""python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | training [--smoke]"""
+"""python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | training [--smoke] | beam [--smoke]"""
 
 import argparse
 import sys
@@ -20,6 +20,9 @@ def main(argv=None) -> int:
     training = commands.add_parser("training", help="zoo train's epoch time against a bare model.fit")
     training.add_argument("--smoke", action="store_true", help="two epochs")
     training.add_argument("--out", default="docs", help="where training.json goes")
+    beam = commands.add_parser("beam", help="Beam batch predictions against zoo predict (needs keras-zoo[beam])")
+    beam.add_argument("--smoke", action="store_true", help="a few thousand rows, one round")
+    beam.add_argument("--out", default="docs", help="where beam.json goes")
     args = parser.parse_args(argv)
 
     from zoo.tensorflow_logs import import_tensorflow_quietly
@@ -29,6 +32,11 @@ def main(argv=None) -> int:
         from bench.training import run as run_training
 
         run_training(smoke=args.smoke, out_dir=args.out)
+        return 0
+    if args.command == "beam":
+        from bench.beam import run as run_beam
+
+        run_beam(smoke=args.smoke, out_dir=args.out)
         return 0
     if args.command == "serving":
         from bench.serving import run as run_serving
