@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RemoteModelHandler
 
 from zoo.client.base import ClientError, SignatureInfo, Unavailable, outputs_frame
@@ -17,28 +18,34 @@ from zoo.protocol.model_spec import ModelTarget
 
 
 def _columns(batch: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {name: np.stack([row[name] for row in batch]) for name in batch[0]}
+    """A batch of chunks (each a dict of columns) as one dict of columns."""
+    return {name: np.concatenate([chunk[name] for chunk in batch]) for name in batch[0]}
 
 
-def _results(batch, frame, model_id: str) -> list[PredictionResult]:
-    """A PredictionResult per row, its inference a dict of the columns `zoo predict` writes
-    (vectors as name_0..name_k)."""
-    if len(frame) != len(batch):
-        raise ClientError(f"the model answered {len(frame)} rows for a batch of {len(batch)}")
-    return [PredictionResult(row, outputs, model_id) for row, outputs in zip(batch, frame.to_dict("records"))]
+def _results(batch: Sequence[dict[str, np.ndarray]], frame: pd.DataFrame, model_id: str) -> list[PredictionResult]:
+    """A PredictionResult per chunk; its inference the chunk's rows of `frame`, which has the
+    columns `zoo predict` writes (vectors as name_0..name_k)."""
+    sizes = [len(next(iter(chunk.values()))) for chunk in batch]
+    if len(frame) != sum(sizes):
+        raise ClientError(f"the model answered {len(frame)} rows for a batch of {sum(sizes)}")
+    ends = np.cumsum(sizes)
+    return [PredictionResult(chunk, frame.iloc[end - size:end].reset_index(drop=True), model_id)
+            for chunk, size, end in zip(batch, sizes, ends)]
 
 
 class SavedModelHandler(ModelHandler):
     """Loads a version folder in each worker, as `zoo serve` loads it (a TF1 session over the
     SavedModel, TF Serving's loader), and calls its signature on each batch in-process.
 
+    An element is a chunk of rows as columns (see `zoo.beam.rows`); a batch, a few chunks.
+
     Args:
         version_dir: models/<name>/<version> (any path Beam's workers can read).
         signature_name: the signature to run ("": serving_default).
-        max_batch_size: the largest batch Beam hands it.
+        max_batch_size: the most chunks Beam hands it at once.
     """
 
-    def __init__(self, version_dir: str, signature_name: str = "", max_batch_size: int = 1024):
+    def __init__(self, version_dir: str, signature_name: str = "", max_batch_size: int = 1):
         super().__init__()
         self.version_dir = str(version_dir)
         self.target = ModelTarget(Path(self.version_dir).parent.name, int(Path(self.version_dir).name),
@@ -68,8 +75,8 @@ class SavedModelHandler(ModelHandler):
         return _results(batch, outputs_frame(outputs), self.version_dir)
 
     def batch_elements_kwargs(self):
-        """Batches of up to `max_batch_size` rows."""
-        return {"max_batch_size": self.max_batch_size}
+        """Batches of up to `max_batch_size` chunks."""
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
 
     def get_metrics_namespace(self) -> str:
         """Beam's metrics for this handler go under zoo_savedmodel."""
@@ -86,12 +93,12 @@ class ServedModelHandler(RemoteModelHandler):
         address: "host:port" of the server's REST or gRPC API.
         model: the model's name; version or label, and signature, as `zoo predict` takes them.
         via: "grpc" or "rest".
-        max_batch_size: the largest batch in one request.
+        max_batch_size: the most chunks in one request (a chunk is up to --batch-size rows).
         num_retries: Beam's retries of an unavailable batch.
     """
 
     def __init__(self, address: str, model: str, *, via: str = "grpc", version: int | None = None,
-                 label: str | None = None, signature_name: str = "", max_batch_size: int = 1024,
+                 label: str | None = None, signature_name: str = "", max_batch_size: int = 1,
                  num_retries: int = 5, throttle_delay_secs: int = 1):
         super().__init__(namespace="zoo_served", num_retries=num_retries, throttle_delay_secs=throttle_delay_secs,
                          retry_filter=lambda error: isinstance(error, Unavailable))
@@ -124,5 +131,5 @@ class ServedModelHandler(RemoteModelHandler):
         return _results(batch, frame, f"{self.address}/{target.name}")
 
     def batch_elements_kwargs(self):
-        """Batches of up to `max_batch_size` rows."""
-        return {"max_batch_size": self.max_batch_size}
+        """Batches of up to `max_batch_size` chunks."""
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}

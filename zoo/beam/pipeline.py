@@ -1,9 +1,9 @@
 """The batch-prediction pipeline: files -> rows -> RunInference -> sharded predictions.
 
-    MatchFiles(glob) -> ReadMatches -> ReadRows ──rows──> RunInference(KeyedModelHandler(handler))
-                                          │                  │ predictions    │ failed batches
-                                          └──dead letters────┴────────────────┴──> errors shards
-    predictions -> key columns + named outputs -> WriteToText (CSV) / WriteToParquet
+    MatchFiles(glob) -> ReadMatches -> ReadRows ──chunks──> RunInference(KeyedModelHandler(handler))
+                                          │                    │ predictions    │ failed batches
+                                          └──dead letters──────┴────────────────┴──> errors shards
+    predictions -> key columns + named outputs -> WriteToText (CSV) / WriteToParquetBatched
 
 The output has `zoo predict`'s columns: the key columns (default: every input column the
 model does not take), then the outputs sorted by name, vectors as name_0..name_k. Shards
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 import apache_beam as beam
+import pandas as pd
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics, MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
@@ -47,6 +48,7 @@ class Job:
     file_format: str = "csv"  # of the input and the output
     errors: str | None = None  # the dead letters' prefix; default: <output>-errors
     keys: list[str] | None = None
+    chunk_rows: int = 1024  # rows a model call: `zoo predict`'s --batch-size
 
     @property
     def errors_prefix(self) -> str:
@@ -96,21 +98,23 @@ def build(pipeline: beam.Pipeline, job: Job, signature: SignatureInfo) -> None:
         pipeline
         | "Match" >> fileio.MatchFiles(job.input)
         | "Open" >> fileio.ReadMatches()
-        | "Rows" >> beam.ParDo(ReadRows(signature, keys or [], job.file_format)).with_outputs(ERRORS, main="rows")
+        | "Rows" >> beam.ParDo(ReadRows(signature, keys or [], job.file_format, job.chunk_rows))
+        .with_outputs(ERRORS, main="chunks")
     )
     predicted, failed = (
-        read.rows
+        read.chunks
         | "Predict" >> RunInference(KeyedModelHandler(job.handler)).with_exception_handling()
     )
-    lines = predicted | "Format" >> beam.Map(_output_row, with_file_and_row=keys is None, columns=outputs)
+    frames = predicted | "Frame" >> beam.Map(_output_frame, keys=keys, columns=outputs)
     failed_rows = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(_batch_dead_letters)
     errors = (read[ERRORS], failed_rows) | "AllErrors" >> beam.Flatten()
-    _ = lines | "Count" >> beam.Map(_count, "predictions")
-    _ = errors | "CountErrors" >> beam.Map(_count, "dead_letters")
+    _ = frames | "Count" >> beam.Map(lambda frame: _count("predictions", len(frame)))
+    _ = errors | "CountErrors" >> beam.Map(lambda _: _count("dead_letters", 1))
     if job.file_format == "parquet":
-        _write_parquet(lines, job.output, header, _output_types(signature))
+        _write_parquet(frames, job.output, header, _output_types(signature))
     else:
-        _ = (lines | "CSV" >> beam.Map(_csv_line)
+        # One element a chunk: its rows as CSV lines, which WriteToText ends with a newline.
+        _ = (frames | "CSV" >> beam.Map(lambda frame: frame.to_csv(header=False, index=False).rstrip("\n"))
              | "Write" >> beam.io.WriteToText(job.output, file_name_suffix=".csv", header=",".join(header)))
     _ = (errors | "ErrorsCSV" >> beam.Map(lambda record: _csv_line([record[c] for c in ERROR_COLUMNS]))
          | "WriteErrors" >> beam.io.WriteToText(job.errors_prefix, file_name_suffix=".csv",
@@ -129,18 +133,23 @@ def run(job: Job, pipeline_args: Sequence[str] = ()) -> Outcome:
     return Outcome(counters["predictions"], counters["dead_letters"], str(state))
 
 
-def _output_row(element, *, with_file_and_row: bool, columns: list[str]) -> list:
-    key, result = element
-    start = [key.file, key.row] if with_file_and_row else list(key.keys)
-    return [*start, *(result.inference[column] for column in columns)]
+def _output_frame(element, *, keys: list[str] | None, columns: list[str]) -> pd.DataFrame:
+    """A chunk's output rows: its key columns (or, without any, file and row), then its predictions."""
+    chunk, result = element
+    if keys is None:
+        start = pd.DataFrame({"file": [chunk.file] * len(chunk.rows), "row": list(chunk.rows)})
+    else:
+        start = pd.DataFrame(list(chunk.keys), columns=keys, dtype=object)
+    return pd.concat([start, result.inference[columns]], axis=1)
 
 
 def _batch_dead_letters(failure):
-    """A failed batch (after Beam's retries): each of its rows, with the error."""
+    """A failed batch (after Beam's retries): each row of each of its chunks, with the error."""
     batch, error = failure
     reason = f"prediction failed: {error}"[:_QUOTED]
-    for key, _ in batch:
-        yield dead_letter(key.file, key.row, "", reason)
+    for chunk, _ in batch:
+        for row in chunk.rows:
+            yield dead_letter(chunk.file, row, "", reason)
 
 
 def _csv_line(values) -> str:
@@ -153,17 +162,16 @@ _ARROW_TYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float
                 "DT_INT64": "int64", "DT_BOOL": "bool_", "DT_STRING": "string"}
 
 
-def _write_parquet(lines, prefix: str, header: list[str], types: dict[str, str]) -> None:
+def _write_parquet(frames, prefix: str, header: list[str], types: dict[str, str]) -> None:
     """Typed as the signature's outputs (float32 predictions, int64 class ids, text labels);
-    key and stand-in columns as text, as the input wrote them."""
+    key columns as text, as the input wrote them; `row` (no key columns) as int64."""
     import pyarrow as pa
 
+    types = {"row": "int64", **types}
     schema = pa.schema([(column, getattr(pa, types.get(column, "string"))()) for column in header])
-    text = [column not in types for column in header]
-    _ = (lines
-         | "Records" >> beam.Map(lambda row: {c: (str(v) if is_text and v is not None else v)
-                                              for c, v, is_text in zip(header, row, text)})
-         | "WriteParquet" >> beam.io.WriteToParquet(prefix, schema, file_name_suffix=".parquet"))
+    _ = (frames
+         | "Arrow" >> beam.Map(lambda frame: pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+         | "WriteParquet" >> beam.io.WriteToParquetBatched(prefix, schema, file_name_suffix=".parquet"))
 
 
 def _output_types(signature: SignatureInfo) -> dict[str, str]:
@@ -175,9 +183,8 @@ def _output_types(signature: SignatureInfo) -> dict[str, str]:
     return types
 
 
-def _count(element, name: str):
-    Metrics.counter(NAMESPACE, name).inc()
-    return element
+def _count(name: str, rows: int) -> None:
+    Metrics.counter(NAMESPACE, name).inc(rows)
 
 
 def _counter(result, name: str) -> int:
@@ -210,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the output shards' prefix")
     p.add_argument("--via", choices=("grpc", "rest"), default="grpc")
     p.add_argument("--server", help="host:port of a served model (default: localhost:8500 grpc, 8501 rest)")
-    p.add_argument("--batch-size", type=int, default=1024, help="the largest batch of rows in one call")
+    p.add_argument("--batch-size", type=int, default=1024, help="the most rows in one model call")
     p.add_argument("--key", action="append", dest="keys", metavar="COLUMN")
     p.add_argument("--version", type=int)
     p.add_argument("--label")
@@ -222,15 +229,15 @@ def parser() -> argparse.ArgumentParser:
 def job_from(args) -> Job:
     """A Job from parsed flags."""
     if args.saved_model:
-        handler = SavedModelHandler(args.saved_model, args.signature, max_batch_size=args.batch_size)
+        handler = SavedModelHandler(args.saved_model, args.signature)
     else:
         from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS
 
         address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
         handler = ServedModelHandler(address, args.model, via=args.via, version=args.version, label=args.label,
-                                     signature_name=args.signature, max_batch_size=args.batch_size)
+                                     signature_name=args.signature)
     return Job(input=str(args.input), output=str(args.output), handler=handler, file_format=args.format,
-               errors=args.errors, keys=args.keys)
+               errors=args.errors, keys=args.keys, chunk_rows=args.batch_size)
 
 
 def report(job: Job, outcome: Outcome) -> int:
