@@ -134,3 +134,24 @@ def test_the_local_runner_refuses_beam_only_flags(wine_csv, tmp_path, capsys):  
     assert zoo_main(["predict", "dnn-regressor", "--input", str(path), "--output", str(tmp_path / "p.csv"),
                      "--format", "parquet"]) == 2
     assert "need --runner beam" in capsys.readouterr().err
+
+
+def test_a_batch_the_server_refuses_sends_each_of_its_rows_to_the_dead_letters(server, wine_csv, tmp_path):  # noqa: F811
+    import apache_beam as beam
+
+    from zoo.beam.handlers import ServedModelHandler
+    from zoo.beam.pipeline import Job, build
+
+    path, frame = wine_csv
+    source = tmp_path / "wines.csv"
+    frame.iloc[:50].to_csv(source, index=False)
+    signature = ServedModelHandler(server.grpc_address, "dnn-regressor").signature()
+    # A version the server does not have: NOT_FOUND is not retried, and no row may vanish.
+    missing = ServedModelHandler(server.grpc_address, "dnn-regressor", version=99)
+    job = Job(input=str(source), output=str(tmp_path / "p"), handler=missing, chunk_rows=16)
+    with beam.Pipeline() as pipeline:
+        build(pipeline, job, signature)
+    assert _shards(tmp_path / "p").empty
+    errors = _shards(tmp_path / "p-errors")
+    assert sorted(errors["row"]) == list(range(1, 51))  # every row, once, in chunks of 16
+    assert errors["reason"].str.contains("prediction failed: .*not found", regex=True).all()
