@@ -129,3 +129,15 @@ def test_every_train_config_field_has_a_flag_that_sets_it():
     for field in dataclasses.fields(TrainConfig):
         if field.name != "model":
             assert getattr(config, field.name) != getattr(defaults, field.name), field.name
+
+
+def test_the_beam_runner_without_the_beam_extra_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from zoo.cli import main
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if keras-zoo[beam] were not installed
+    code = main(["predict", "dnn-regressor", "--input", str(tmp_path / "*.csv"), "--output", str(tmp_path / "p"),
+                 "--runner", "beam"])
+    assert code == 2
+    assert "pip install 'keras-zoo[beam]'" in capsys.readouterr().err
