@@ -84,9 +84,9 @@ COMPARISONS = (
     Comparison("california-housing", "California housing (target in $100,000)", "california-housing", "regression",
                "mse", (ZooEntry("ple-mlp-regressor", {"loss": "mse"}),)),
     Comparison("coffee-roasting", "coffee roasting (synthetic, 2 features)", "coffee-roasting", "binary", "accuracy",
-               (ZooEntry("binary-classifier"), ZooEntry("ple-mlp-binary"))),
+               (ZooEntry("binary-classifier"), ZooEntry("ple-mlp-binary"), ZooEntry("ple-mlp-binary-ensemble"))),
     Comparison("digits", "scikit-learn digits, 10 classes", "digits", "multiclass", "accuracy",
-               (ZooEntry("digits-mlp"),)),
+               (ZooEntry("digits-mlp"), ZooEntry("digits-mlp-ensemble"))),
     Comparison("cereals", "80 Cereals: calories from sugars, fiber, protein", "cereals", "regression", "mae",
                (ZooEntry("linear-unit"),), features=("sugars", "fiber", "protein")),
 )

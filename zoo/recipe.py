@@ -54,6 +54,8 @@ class Recipe:
         restore_best_weights: end with the weights of the best validation epoch (early
             stopping's choice); False keeps the last epoch's (a problem trained to its minimum).
         phases: the stretches of training, in order; one phase by default.
+        members: train this many copies from different initial weights (the same rows,
+            the same recipe) and serve their average as one model: a seed ensemble.
         about: where the recipe comes from, in words (`zoo info` shows it); a "plain: ..."
             summary by default.
     """
@@ -69,9 +71,12 @@ class Recipe:
     reduce_lr_patience: int | None = None
     restore_best_weights: bool = True
     phases: tuple[Phase, ...] = (Phase(),)
+    members: int = 1
     about: str = ""
 
     def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"a recipe trains at least one member, got {self.members}")
         if not self.phases:
             raise ValueError("a recipe has at least one phase")
         if any(phase.epochs is None for phase in self.phases[:-1]):

@@ -34,6 +34,16 @@ def digits_mlp(data, *, hidden: Sequence[int] = (128, 64), activation: str = "re
     return _build_image_mlp(data, name="digits-mlp", hidden=hidden, activation=activation, dropout=dropout)
 
 
+# The same network, three members from different initial weights, averaged: on digits over
+# five seeds, 0.9785 accuracy alone, 0.9800 averaged (bench exploration, 2026-11-24).
+register_model(
+    task="multiclass", dataset="digits", name="digits-mlp-ensemble",
+    recipe=Recipe(loss="sparse_categorical_crossentropy", epochs=30, batch_size=32, members=3,
+                  about="plain: adam at 0.001, batch 32, early stopping after 5 epochs without a better "
+                        "validation loss; 3 seeds averaged"),
+)(digits_mlp)
+
+
 @register_model(
     task="binary", dataset="coffee-roasting",
     recipe=Recipe(loss="binary_crossentropy", learning_rate=0.01, epochs=200, batch_size=32, patience=20),

@@ -34,6 +34,10 @@ BACKUP_DIR = "backup"
 FINISHED_FILE = "finished.json"  # written last: the data it was trained on and the version it made
 WORKERS_DIR = "workers"  # under a multi-worker run's folder: one folder per non-chief worker
 SCRATCH_MODELS_DIR = "scratch-models"
+# A seed ensemble's members: members/<i>/ holds member i's resume checkpoint and history
+# (member 0's are the run's own) and, once it has trained, its weights (MEMBER_WEIGHTS_FILE).
+MEMBERS_DIR = "members"
+MEMBER_WEIGHTS_FILE = "member.weights.h5"
 WARMUP_ROWS = 8  # rows of the test split written as the version's warm-up requests
 
 

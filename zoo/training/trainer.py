@@ -44,6 +44,8 @@ from zoo.training.runs import (
     CURVES_FILE,
     FINISHED_FILE,
     HISTORY_FILE,
+    MEMBER_WEIGHTS_FILE,
+    MEMBERS_DIR,
     METRICS_FILE,
     MODEL_FILE,
     SCRATCH_MODELS_DIR,
@@ -113,13 +115,13 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
     names = input_names(model)
     extra_callbacks = list(callbacks)
 
-    def callbacks_for(append_history: bool) -> list[keras.callbacks.Callback]:
+    def callbacks_for(member_dir: Path, append_history: bool) -> list[keras.callbacks.Callback]:
         # Order matters: the backup is written before any later callback can stop the run.
         return [
-            ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), config.backup_seconds),
+            ThrottledBackupAndRestore(str(member_dir / BACKUP_DIR), config.backup_seconds),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                           restore_best_weights=info.recipe.restore_best_weights),
-            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=append_history),
+            keras.callbacks.CSVLogger(str(member_dir / HISTORY_FILE), append=append_history),
             *([keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=info.recipe.reduce_lr_patience)]
               if info.recipe.reduce_lr_patience else []),
             *extra_callbacks,
@@ -137,22 +139,54 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
             y=None, batch_size=None, shuffle=False,
             validation_data=distribution.dataset(*fit["validation_data"], config.batch_size),
         )
-    resuming = (run_dir / BACKUP_DIR).exists()
-    if resuming:  # epochs after the last checkpoint are trained again: forget their history
-        saved = ThrottledBackupAndRestore(str(run_dir / BACKUP_DIR), 0).saved_epoch()
-        _truncate_history(run_dir / HISTORY_FILE, saved or 0)
+
+    def fit_phases(model: keras.Model, member_dir: Path) -> None:
+        """Train one model through the recipe's phases, resuming from its checkpoint."""
+        resuming = (member_dir / BACKUP_DIR).exists()
+        if resuming:  # epochs after the last checkpoint are trained again: forget their history
+            saved = ThrottledBackupAndRestore(str(member_dir / BACKUP_DIR), 0).saved_epoch()
+            _truncate_history(member_dir / HISTORY_FILE, saved or 0)
+        epoch = 0
+        for index, (end, phase) in enumerate(info.recipe.schedule(config.epochs, frozen=has_frozen_layers(model))):
+            if index:  # a later phase: Keras needs a recompile after `trainable` changes
+                if phase.unfreeze:
+                    unfreeze(model)
+                with strategy.scope():
+                    compile_model(model, dataclasses.replace(
+                        config, learning_rate=phase.learning_rate or config.learning_rate), info)
+            history = model.fit(epochs=end, initial_epoch=epoch,
+                                callbacks=callbacks_for(member_dir, resuming or index > 0), **fit)
+            # A resumed run restores past this phase's end and trains none of it: go on from its end.
+            epoch = history.epoch[-1] + 1 if history.epoch else end
+
     started = time.perf_counter()
-    epoch = 0
-    for index, (end, phase) in enumerate(info.recipe.schedule(config.epochs, frozen=has_frozen_layers(model))):
-        if index:  # a later phase: Keras needs a recompile after `trainable` changes
-            if phase.unfreeze:
-                unfreeze(model)
+    if info.recipe.members == 1:
+        fit_phases(model, run_dir)
+    else:
+        members = [model]
+        for member in range(1, info.recipe.members):
+            seed_everything(member_seed(config.seed, member))  # another start, the same rows
             with strategy.scope():
-                compile_model(model, dataclasses.replace(
-                    config, learning_rate=phase.learning_rate or config.learning_rate), info)
-        history = model.fit(epochs=end, initial_epoch=epoch, callbacks=callbacks_for(resuming or index > 0), **fit)
-        # A resumed run restores past this phase's end and trains none of it: go on from its end.
-        epoch = history.epoch[-1] + 1 if history.epoch else end
+                members.append(create_model(config.model, data, **config.hparams))
+                compile_model(members[-1], config, info)
+        for member, member_model in enumerate(members):
+            # Member 0 keeps the run's own checkpoint and history (its curves are the run's);
+            # a trained member's weights are kept, so a killed run does not train it again.
+            member_dir = run_dir if member == 0 else run_dir / MEMBERS_DIR / str(member)
+            member_dir.mkdir(parents=True, exist_ok=True)
+            weights = run_dir / MEMBERS_DIR / str(member) / MEMBER_WEIGHTS_FILE
+            if weights.is_file():
+                member_model.optimizer.build(member_model.trainable_variables)  # the file holds its state too
+                member_model.load_weights(weights)
+                continue
+            fit_phases(member_model, member_dir)
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            partial = weights.with_name(f".partial-{os.getpid()}.weights.h5")
+            member_model.save_weights(partial)
+            os.replace(partial, weights)
+        with strategy.scope():
+            model = average_of(members, names, name=model.name)
+            compile_model(model, config, info)
     seconds = time.perf_counter() - started
 
     metrics = {
@@ -320,6 +354,22 @@ def nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
         found.append(layer)
         stack.extend(getattr(layer, "layers", ()))
     return found
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Member `member`'s seed; member 0 trains at the run's own seed."""
+    return (seed + 7919 * member) % 2**32
+
+
+def average_of(members: list[keras.Model], names: list[str], *, name: str) -> keras.Model:
+    """One model whose every output is the mean of the members' (probabilities stay
+    probabilities): exported, served and evaluated like any single model of its task."""
+    inputs = {feature: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=feature)
+              for feature, tensor in zip(names, members[0].inputs)}
+    answers = [keras.Model(member.input, member.output, name=f"member_{index}")(inputs)
+               for index, member in enumerate(members)]
+    outputs = {key: keras.layers.Average(name=key)([answer[key] for answer in answers]) for key in answers[0]}
+    return keras.Model(inputs, outputs, name=name)
 
 
 def has_frozen_layers(model: keras.Model) -> bool:
