@@ -82,7 +82,7 @@ def test_a_bad_flag_type_is_an_argparse_error(capsys):
 
 def test_list_info_and_datasets(capsys):
     code, out, _ = _run(capsys, "list", "d*")
-    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["digits-mlp", "dnn-regressor"]
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["digits-mlp", "digits-mlp-ensemble", "dnn-regressor"]
     code, out, _ = _run(capsys, "info", "linear-unit")
     info = json.loads(out)
     assert info["hyperparameters"]["features"] == ["sugars", "fiber", "protein"]

@@ -13,7 +13,7 @@ def test_the_foundation_models_are_registered():
 
 
 def test_list_models_takes_fnmatch_patterns():
-    assert list_models("d*") == ["digits-mlp", "dnn-regressor"]
+    assert list_models("d*") == ["digits-mlp", "digits-mlp-ensemble", "dnn-regressor"]
     assert list_models("*-unit") == ["linear-unit"]
     assert list_models("nothing-*") == []
 
