@@ -49,6 +49,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a batch-prediction job: `zoo predict`'s, which `python -m zoo.beam` takes too."""
+    parser.add_argument("model")
+    # Text, not Path: with --runner beam they are a glob and a prefix that may be gs://...
+    parser.add_argument("--input", required=True,
+                        help="a CSV with the model's input columns (Beam: a file pattern, CSV or Parquet)")
+    parser.add_argument("--output", required=True, help="where to write the predictions (Beam: the shards' prefix)")
+    parser.add_argument("--via", choices=("rest", "grpc"), default="grpc")
+    parser.add_argument("--server", help="host:port (default localhost:8500 for grpc, localhost:8501 for rest)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="rows per request")
+    parser.add_argument("--key", action="append", dest="keys", metavar="COLUMN",
+                        help="an input column to copy into the output (default: every column the model does not take)")
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--label", help="a version label, e.g. stable")
+    parser.add_argument("--signature", default=DEFAULT_SIGNATURE)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_beam_arguments(parser.add_argument_group("with --runner beam"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__.split("\n")[0])
@@ -126,23 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.set_defaults(handler=cmd_prune)
 
     predict = commands.add_parser("predict", help="batch predictions for a CSV file from a model server")
-    predict.add_argument("model")
-    # Text, not Path: with --runner beam they are a glob and a prefix that may be gs://...
-    predict.add_argument("--input", required=True, help="a CSV with the model's input columns")
-    predict.add_argument("--output", required=True, help="where to write the predictions (CSV)")
-    predict.add_argument("--via", choices=("rest", "grpc"), default="grpc")
-    predict.add_argument("--server", help="host:port (default localhost:8500 for grpc, localhost:8501 for rest)")
-    predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
-    predict.add_argument("--key", action="append", dest="keys", metavar="COLUMN",
-                         help="an input column to copy into the output (default: every column the model does not take)")
-    predict.add_argument("--version", type=int)
-    predict.add_argument("--label", help="a version label, e.g. stable")
-    predict.add_argument("--signature", default=DEFAULT_SIGNATURE)
-    predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_predict_arguments(predict)
     predict.add_argument("--runner", choices=("local", "beam"), default="local",
                          help="beam: an Apache Beam pipeline (--input a glob, --output a prefix of shards; "
                               "Beam's own options after --, e.g. -- --runner=DataflowRunner); needs keras-zoo[beam]")
-    add_beam_arguments(predict.add_argument_group("with --runner beam"))
     predict.set_defaults(handler=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve models over gRPC and REST (TF Serving's API and flags)")
@@ -367,7 +373,7 @@ def cmd_prune(args) -> int:
 
 def cmd_predict(args) -> int:
     """`zoo predict`: a CSV file's predictions from a served model."""
-    from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS, GrpcClient, RestClient
+    from zoo.client import GrpcClient, RestClient, default_address
     from zoo.client.csv_predictions import predict_csv
 
     if args.runner == "beam":
@@ -381,7 +387,7 @@ def cmd_predict(args) -> int:
     if args.beam_options or args.saved_model or args.format != "csv" or args.errors:
         raise ConfigError("--saved-model, --format, --errors and Beam options need --runner beam")
     client_class = RestClient if args.via == "rest" else GrpcClient
-    address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
+    address = args.server or default_address(args.via)
     with client_class(address, timeout=args.timeout) as client:
         result = predict_csv(
             client, args.model, args.input, args.output, batch_size=args.batch_size, keys=args.keys,

@@ -15,6 +15,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, Remote
 
 from zoo.client.base import ClientError, SignatureInfo, Unavailable, outputs_frame
 from zoo.protocol.model_spec import ModelTarget
+from zoo.protocol.names import SERVE_TAG
 
 
 def _columns(batch: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -63,7 +64,11 @@ class SavedModelHandler(ModelHandler):
         from tensorflow.core.protobuf import saved_model_pb2
 
         saved = saved_model_pb2.SavedModel.FromString((Path(self.version_dir) / "saved_model.pb").read_bytes())
-        definitions = saved.meta_graphs[0].signature_def
+        # The graph `load_model` loads: the one tagged "serve" (a SavedModel may hold others).
+        served = [graph for graph in saved.meta_graphs if list(graph.meta_info_def.tags) == [SERVE_TAG]]
+        if not served:
+            raise ClientError(f"{self.version_dir} has no meta graph tagged '{SERVE_TAG}'")
+        definitions = served[0].signature_def
         if self.target.signature not in definitions:
             raise ClientError(f"{self.version_dir} has no signature '{self.target.signature}'; "
                               f"it has: {', '.join(sorted(definitions))}")
@@ -94,17 +99,18 @@ class ServedModelHandler(RemoteModelHandler):
         model: the model's name; version or label, and signature, as `zoo predict` takes them.
         via: "grpc" or "rest".
         max_batch_size: the most chunks in one request (a chunk is up to --batch-size rows).
+        timeout: seconds per request.
         num_retries: Beam's retries of an unavailable batch.
     """
 
     def __init__(self, address: str, model: str, *, via: str = "grpc", version: int | None = None,
                  label: str | None = None, signature_name: str = "", max_batch_size: int = 1,
-                 num_retries: int = 5, throttle_delay_secs: int = 1):
+                 timeout: float = 60.0, num_retries: int = 5, throttle_delay_secs: int = 1):
         super().__init__(namespace="zoo_served", num_retries=num_retries, throttle_delay_secs=throttle_delay_secs,
                          retry_filter=lambda error: isinstance(error, Unavailable))
         if via not in ("grpc", "rest"):
             raise ClientError(f"via must be grpc or rest, got '{via}'")
-        self.address, self.via, self.max_batch_size = address, via, max_batch_size
+        self.address, self.via, self.max_batch_size, self.timeout = address, via, max_batch_size, timeout
         self.target = ModelTarget(model, version, label, signature_name)
 
     def create_client(self):
@@ -113,7 +119,7 @@ class ServedModelHandler(RemoteModelHandler):
         from zoo.client.rest import RestClient
 
         client_class = GrpcClient if self.via == "grpc" else RestClient
-        return client_class(self.address, retries=0)
+        return client_class(self.address, timeout=self.timeout, retries=0)
 
     def signature(self) -> SignatureInfo:
         """The served signature, from the server's metadata."""

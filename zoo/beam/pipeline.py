@@ -28,11 +28,9 @@ from apache_beam.metrics import Metrics, MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from zoo.beam import add_beam_arguments
 from zoo.beam.handlers import SavedModelHandler, ServedModelHandler
-from zoo.beam.rows import ERROR_COLUMNS, ERRORS, ReadRows, dead_letter
+from zoo.beam.rows import ERROR_COLUMNS, ERRORS, ReadRows, dead_letter, file_records
 from zoo.client.base import SignatureInfo
-from zoo.protocol.names import DEFAULT_SIGNATURE
 
 NAMESPACE = "zoo_beam"
 _QUOTED = 200  # the longest exception text a dead letter keeps
@@ -202,27 +200,15 @@ def _first_header(job: Job) -> list[str]:
         raise ConfigError(f"no input file matches {job.input}")
     path = sorted(m.path for m in matches)[0]
     with FileSystems.open(path) as handle:
-        if job.file_format == "parquet":
-            import pyarrow.parquet as pq
-
-            return list(pq.ParquetFile(handle).schema_arrow.names)
-        return next(csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline="")), [])
+        return next(file_records(handle, job.file_format), [])
 
 
 def parser() -> argparse.ArgumentParser:
-    """`python -m zoo.beam`'s options; anything else is a Beam pipeline option."""
+    """`python -m zoo.beam`'s options (`zoo predict`'s); anything else is a Beam pipeline option."""
+    from zoo.cli import add_predict_arguments
+
     p = argparse.ArgumentParser(prog="python -m zoo.beam", description="batch predictions on Apache Beam")
-    p.add_argument("model", help="the model's name (on the server, or its models/ folder)")
-    p.add_argument("--input", required=True, help="a file pattern: data/*.csv, gs://bucket/part-*.parquet")
-    p.add_argument("--output", required=True, help="the output shards' prefix")
-    p.add_argument("--via", choices=("grpc", "rest"), default="grpc")
-    p.add_argument("--server", help="host:port of a served model (default: localhost:8500 grpc, 8501 rest)")
-    p.add_argument("--batch-size", type=int, default=1024, help="the most rows in one model call")
-    p.add_argument("--key", action="append", dest="keys", metavar="COLUMN")
-    p.add_argument("--version", type=int)
-    p.add_argument("--label")
-    p.add_argument("--signature", default=DEFAULT_SIGNATURE)
-    add_beam_arguments(p)
+    add_predict_arguments(p)
     return p
 
 
@@ -231,11 +217,11 @@ def job_from(args) -> Job:
     if args.saved_model:
         handler = SavedModelHandler(args.saved_model, args.signature)
     else:
-        from zoo.client import DEFAULT_GRPC_ADDRESS, DEFAULT_REST_ADDRESS
+        from zoo.client import default_address
 
-        address = args.server or (DEFAULT_REST_ADDRESS if args.via == "rest" else DEFAULT_GRPC_ADDRESS)
-        handler = ServedModelHandler(address, args.model, via=args.via, version=args.version, label=args.label,
-                                     signature_name=args.signature)
+        handler = ServedModelHandler(args.server or default_address(args.via), args.model, via=args.via,
+                                     version=args.version, label=args.label, signature_name=args.signature,
+                                     timeout=args.timeout)
     return Job(input=str(args.input), output=str(args.output), handler=handler, file_format=args.format,
                errors=args.errors, keys=args.keys, chunk_rows=args.batch_size)
 

@@ -67,7 +67,7 @@ class ReadRows(beam.DoFn):
         """Read one matched file."""
         path = readable.metadata.path
         with readable.open() as handle:
-            records = _csv_records(handle) if self.file_format == "csv" else _parquet_records(handle)
+            records = file_records(handle, self.file_format)
             header = next(records, None)
             if header is None:
                 return
@@ -127,6 +127,11 @@ class ReadRows(beam.DoFn):
 
 def _text(value) -> str:
     return "" if value is None else str(value)
+
+
+def file_records(handle, file_format: str) -> Iterator[list]:
+    """A CSV or Parquet file's header, then its rows, each a list of cells."""
+    return _csv_records(handle) if file_format == "csv" else _parquet_records(handle)
 
 
 def _csv_records(handle) -> Iterator[list[str]]:

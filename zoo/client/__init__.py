@@ -18,4 +18,10 @@ __all__ = [
     "ModelClient",
     "RestClient",
     "Unavailable",
+    "default_address",
 ]
+
+
+def default_address(via: str) -> str:
+    """Where TF Serving (and `zoo serve`) listens by default for "grpc" or "rest"."""
+    return DEFAULT_REST_ADDRESS if via == "rest" else DEFAULT_GRPC_ADDRESS
