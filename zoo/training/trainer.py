@@ -107,7 +107,6 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         if finished is not None:  # the same command again: say what it made, do not make it twice
             return finished
     config.write_yaml(run_dir / CONFIG_FILE)
-    _drop_unreadable_backup(run_dir / BACKUP_DIR)
 
     with strategy.scope():  # variables are created (and mirrored) where the strategy says
         model = create_model(config.model, data, **config.hparams)
@@ -142,6 +141,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
 
     def fit_phases(model: keras.Model, member_dir: Path) -> None:
         """Train one model through the recipe's phases, resuming from its checkpoint."""
+        _drop_unreadable_backup(member_dir / BACKUP_DIR)  # each member's checkpoint, not only the run's
         resuming = (member_dir / BACKUP_DIR).exists()
         if resuming:  # epochs after the last checkpoint are trained again: forget their history
             saved = ThrottledBackupAndRestore(str(member_dir / BACKUP_DIR), 0).saved_epoch()
