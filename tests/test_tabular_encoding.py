@@ -34,3 +34,27 @@ def test_ple_survives_its_config():
     copy = PiecewiseLinearEncoding.from_config(PiecewiseLinearEncoding(edges).get_config())
     probe = np.array([[1.5, 7.0]], dtype=np.float32)
     np.testing.assert_allclose(np.asarray(copy(probe)), [[1.0, 0.5, 0.0, 0.0]])
+
+
+def test_rotated_coordinates_are_the_positions_projected_on_turned_axes():
+    from zoo.architectures.coordinates import RotatedCoordinates
+
+    positions = np.array([[34.05, -118.25], [37.77, -122.42], [1.0, 0.0]], dtype=np.float32)
+    layer = RotatedCoordinates([30.0, 90.0, 135.0])
+    radians = np.deg2rad([30.0, 90.0, 135.0])
+    expected = positions[:, :1] * np.cos(radians) + positions[:, 1:] * np.sin(radians)
+    np.testing.assert_allclose(np.asarray(layer(positions)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(positions))[:, 1], positions[:, 1], atol=1e-5)  # 90 degrees: east
+    copy = RotatedCoordinates.from_config(layer.get_config())
+    np.testing.assert_allclose(np.asarray(copy(positions)), np.asarray(layer(positions)))
+
+
+def test_coordinates_must_name_two_of_the_models_features(load):
+    import pytest
+
+    from zoo.errors import ConfigError
+    from zoo.registry import create_model
+
+    data = load("california-housing")
+    with pytest.raises(ConfigError, match="coordinates must name a latitude and a longitude"):
+        create_model("ple-geo-regressor", data, coordinates=("Latitude", "Altitude"))

@@ -51,6 +51,8 @@ class Recipe:
         weight_decay: decoupled weight decay (with optimizer "adamw").
         reduce_lr_patience: divide the learning rate by 3 after this many epochs without a
             better validation loss (Keras's ReduceLROnPlateau).
+        label_smoothing: mix each class target with the uniform distribution by this much
+            (cross-entropy losses only; 0: none).
         restore_best_weights: end with the weights of the best validation epoch (early
             stopping's choice); False keeps the last epoch's (a problem trained to its minimum).
         phases: the stretches of training, in order; one phase by default.
@@ -69,6 +71,7 @@ class Recipe:
     loss_weights: dict[str, float] | None = None
     weight_decay: float | None = None
     reduce_lr_patience: int | None = None
+    label_smoothing: float = 0.0
     restore_best_weights: bool = True
     phases: tuple[Phase, ...] = (Phase(),)
     members: int = 1
@@ -85,6 +88,8 @@ class Recipe:
             raise ValueError("a phase lasts at least one epoch")
         if self.phases[0].learning_rate is not None or self.phases[0].unfreeze:
             raise ValueError("the first phase trains the model as built, at the recipe's learning_rate")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label smoothing is a share in [0, 1), got {self.label_smoothing}")
         if not self.about:
             object.__setattr__(self, "about", (
                 f"plain: {self.optimizer} at {self.learning_rate:g}, batch {self.batch_size}, early "

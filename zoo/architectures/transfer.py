@@ -32,7 +32,7 @@ def load_source(source) -> keras.Model:
         raise ConfigError(f"transfer-mlp: no Keras model at {path}")
     import zoo.architectures  # noqa: F401  (A may use the zoo's serializable classes)
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=False)  # its layers are reused, not its loss
 
 
 def hidden_layers(model_a: keras.Model) -> list[keras.layers.Layer]:

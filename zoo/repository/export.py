@@ -194,7 +194,7 @@ def export_keras_file(keras_file: Path, *, name: str, task: str, class_names, mo
     import zoo.architectures  # noqa: F401  (registers the zoo's serializable classes)
 
     try:
-        model = keras.saving.load_model(keras_file)
+        model = keras.saving.load_model(keras_file, compile=False)  # to predict; no loss needed
     except (OSError, ValueError) as error:
         raise ExportError(f"cannot load the Keras model {keras_file}: {error}") from None
     return export_model(model, name=name, task=task, class_names=class_names,

@@ -65,9 +65,11 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     data = dataset_from_card(candidate_card)
     held_out = data.test
     metric = info.primary_metric
+    # compile=False: scoring only predicts, and a model's training loss need not be importable here.
     scores = {
-        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE), info.task, data),
-        f"version {served_version}": score(keras.saving.load_model(served_dir / "model.keras"), info.task, data),
+        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE, compile=False), info.task, data),
+        f"version {served_version}": score(
+            keras.saving.load_model(served_dir / "model.keras", compile=False), info.task, data),
     }
     candidate_value, served_value = scores["candidate"][metric], scores[f"version {served_version}"][metric]
     lower_is_better = metric.endswith(("mae", "mse", "loss"))

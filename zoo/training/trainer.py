@@ -36,6 +36,7 @@ from zoo.repository import atomic_write_text
 from zoo.repository.export import export_model
 from zoo.training import distribution
 from zoo.training.config import TrainConfig
+from zoo.training.losses import training_loss
 from zoo.training.plots import plot_history
 from zoo.training.runs import (
     BACKUP_DIR,
@@ -409,6 +410,11 @@ def compile_model(model: keras.Model, config: TrainConfig, info: ModelInfo) -> N
             f"unknown loss '{config.loss}'; use a Keras loss name such as mae, mse, huber, "
             "sparse_categorical_crossentropy, binary_crossentropy"
         ) from None
+    if info.recipe.label_smoothing:
+        try:
+            loss = training_loss(config.loss, label_smoothing=info.recipe.label_smoothing)
+        except ValueError as error:
+            raise ConfigError(f"model '{info.name}': {error}") from None
     if info.recipe.loss_weights:
         outputs = list(info.recipe.loss_weights)
         model.compile(optimizer=optimizer, loss={name: loss for name in outputs},
