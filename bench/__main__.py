@@ -1,6 +1,7 @@
 """python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | training [--smoke] | beam [--smoke]"""
 
 import argparse
+import os
 import sys
 
 
@@ -14,6 +15,8 @@ def main(argv=None) -> int:
     quality.add_argument("--out", default="docs", help="where QUALITY.md and quality.json go")
     quality.add_argument("--readme", default="README.md", help="the README whose quality table is replaced")
     quality.add_argument("--render", action="store_true", help="rewrite the tables from quality.json, no training")
+    quality.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                         help="training runs at a time, each in its own process (default: 2, or 1 on one core)")
     serving = commands.add_parser("serving", help="zoo serve against in-process TensorFlow")
     serving.add_argument("--smoke", action="store_true", help="a handful of requests a cell")
     serving.add_argument("--out", default="docs", help="where PERFORMANCE.md and performance.json go")
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
     if args.render:
         render(out_dir=args.out, readme=args.readme)
     else:
-        run(quick=args.quick, only=args.only, out_dir=args.out, readme=args.readme)
+        run(quick=args.quick, only=args.only, out_dir=args.out, readme=args.readme, workers=args.workers)
     return 0
 
 
