@@ -91,7 +91,7 @@ COMPARISONS = (
     Comparison("california-housing", "California housing (target in $100,000)", "california-housing", "regression",
                "mse", (ZooEntry("ple-geo-regressor"),)),
     Comparison("coffee-roasting", "coffee roasting (synthetic, 2 features)", "coffee-roasting", "binary", "accuracy",
-               (ZooEntry("binary-classifier"), ZooEntry("ple-mlp-binary"), ZooEntry("ple-mlp-binary-ensemble"))),
+               (ZooEntry("binary-classifier"), ZooEntry("ple-mlp-binary-ensemble"))),
     Comparison("digits", "scikit-learn digits, 10 classes", "digits", "multiclass", "accuracy",
                (ZooEntry("digits-mlp"), ZooEntry("digits-mlp-ensemble"))),
     Comparison("cereals", "80 Cereals: calories from sugars, fiber, protein", "cereals", "regression", "mae",
@@ -104,6 +104,7 @@ BASELINE_NAMES = ("HistGradientBoosting", "RandomForest (500)", "linear")
 TRANSFER_LABELS = (20, 100)
 TRANSFER_SPLIT = {"test_fraction": 0.5, "validation_fraction": 0.15}
 A_CLASSES = [str(digit) for digit in range(8)]
+TRANSFER_A = ("mlp-classifier", COURSE_SEED, {"dataset": "digits", "dataset_options": {"classes": A_CLASSES}})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +133,6 @@ COURSE_ROWS = (
     CourseRow("wide-and-deep", "wide-and-deep", "california-housing", "main_mse",
               "Hands-On ML ch. 10 (reported, no fixed figure)", "lower than housing-dnn on the same split",
               lambda value, results: value < results["housing-dnn"], baseline="housing-dnn"),
-    CourseRow("wide-and-deep-functional", "wide-and-deep-functional", "california-housing", "main_mse",
-              "the subclassed model's", "report it", None),
 )
 
 
@@ -157,13 +156,22 @@ def run(*, quick: bool = False, only: list[str] | None = None, out_dir: str = "d
     }
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as scratch:
         runs = _Runs(Path(scratch), quick, workers)
+        course = [row for row in COURSE_ROWS if wanted(row.id)]
+        comparisons = [comparison for comparison in COMPARISONS if wanted(comparison.id)]
+        # Everything is started up front, the longest runs (Wide & Deep's 100 epochs of housing,
+        # then housing's comparison) first, so that no worker waits at a part's end.
+        planned = [(row.model, COURSE_SEED, row.config) for row in course]
+        if wanted("transfer"):
+            planned.insert(0, TRANSFER_A)
+        for comparison in sorted(comparisons, key=lambda c: c.dataset != "california-housing"):
+            planned += comparison_runs(comparison, seeds)
+        for model, seed, overrides in planned:
+            runs.submit(model, seed, **overrides)
         try:
-            for comparison in COMPARISONS:
-                if wanted(comparison.id):
-                    report["comparisons"].append(compare(comparison, seeds, runs))
+            for comparison in comparisons:
+                report["comparisons"].append(compare(comparison, seeds, runs))
             if wanted("transfer"):
                 report["transfer"] = transfer_experiment(seeds, runs)
-            course = [row for row in COURSE_ROWS if wanted(row.id)]
             report["course"] = course_figures(course, runs)
         finally:
             runs.close()
@@ -208,21 +216,28 @@ class _Runs:
 
     def __init__(self, scratch: Path, quick: bool, workers: int = 1):
         self.scratch, self.quick, self.count = scratch, quick, 0
+        self.started: dict[str, Future] = {}
         self.pool = None
         if workers > 1:
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_start_worker)
 
     def submit(self, model: str, seed: int, **overrides) -> Future:
-        """Start a run; the future's result is (RunResult, seconds)."""
+        """Start a run, or find the same run started before; the future's result is
+        (RunResult, seconds). Starting the long runs first keeps both workers busy to the end."""
+        key = json.dumps({"model": model, "seed": seed, **overrides}, sort_keys=True, default=str)
+        if key in self.started:
+            return self.started[key]
         values = {"model": model, "seed": seed, "export": False, **overrides}
         values["output_dir"] = str(self.scratch / f"run-{self.count}")
         self.count += 1
         if self.pool is not None:
-            return self.pool.submit(_train_run, values, self.quick)
-        done: Future = Future()
-        done.set_result(_train_run(values, self.quick))
-        return done
+            future = self.pool.submit(_train_run, values, self.quick)
+        else:
+            future = Future()
+            future.set_result(_train_run(values, self.quick))
+        self.started[key] = future
+        return future
 
     def train(self, model: str, seed: int, **overrides):
         """Run one training to its end: (RunResult, seconds)."""
@@ -252,20 +267,27 @@ def _train_run(values: dict, quick: bool):
     return result, time.perf_counter() - started
 
 
-def compare(comparison: Comparison, seeds, runs: _Runs) -> dict:
-    """Every zoo entry and baseline of one comparison, over the seeds."""
-    from zoo.datasets import load_dataset
-
-    rows: dict[str, dict] = {}
-    shares = []
-    pending = {}
+def comparison_runs(comparison: Comparison, seeds) -> list[tuple[str, int, dict]]:
+    """The zoo training runs of one comparison: (model, seed, trainer overrides)."""
+    planned = []
     for seed in seeds:
         for entry in comparison.entries:
             overrides = {"dataset": comparison.dataset, **_split_fields(comparison.split), **entry.overrides}
             options = {k: v for k, v in comparison.split.items() if k not in ("test_fraction", "validation_fraction")}
             if options:
                 overrides["dataset_options"] = options
-            pending[seed, entry.model] = runs.submit(entry.model, seed, **overrides)
+            planned.append((entry.model, seed, overrides))
+    return planned
+
+
+def compare(comparison: Comparison, seeds, runs: _Runs) -> dict:
+    """Every zoo entry and baseline of one comparison, over the seeds."""
+    from zoo.datasets import load_dataset
+
+    rows: dict[str, dict] = {}
+    shares = []
+    pending = {(seed, model): runs.submit(model, seed, **overrides)
+               for model, seed, overrides in comparison_runs(comparison, seeds)}
     for seed in seeds:
         data = load_dataset(comparison.dataset, seed=seed, task=comparison.task, **comparison.split)
         repeated = _repeated_rows(data, comparison) if comparison.repeats else None
@@ -383,7 +405,8 @@ def _score(metric: str, truth: np.ndarray, predicted: np.ndarray) -> float:
 
 def transfer_experiment(seeds, runs: _Runs) -> dict:
     """B from A's hidden layers against B from scratch: paired by seed, for each label count."""
-    model_a, _ = runs.train("mlp-classifier", COURSE_SEED, dataset="digits", dataset_options={"classes": A_CLASSES})
+    model, seed, overrides = TRANSFER_A
+    model_a, _ = runs.train(model, seed, **overrides)
     source = str(model_a.run_dir / "model.keras")
     pending = {
         (labels, seed, pretrain): runs.submit(

@@ -18,9 +18,15 @@ of a row's nearest training rows ("TabR: Tabular Deep Learning Meets Nearest Nei
 Gorishniy et al., ICLR 2024); here only an exact repeat is answered from memory, so the
 network's answer on new rows is untouched.
 
+The price: the model carries its training rows and targets (in its config, so in model.keras
+and the SavedModel), and an answer that is exactly a training target tells a client the row
+was trained on. Use it where the training data may travel with the model.
+
 While training, a row must not find itself: the layer drops one match (the row itself, at
 distance 0) before averaging, so a training row answers from memory only when it has a twin
-(leave-one-out), and the network learns from every row that has none.
+(leave-one-out), and the network learns from every row that has none. Which of a row's equal
+copies is dropped is arbitrary, so repeats with different targets would let a row see its own
+target while training; red wine's repeats all share one quality.
 """
 
 from __future__ import annotations
