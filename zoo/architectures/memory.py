@@ -59,16 +59,19 @@ class TrainingRowMemory(keras.layers.Layer):
         self.targets = np.asarray(targets, dtype=np.float32).reshape(len(self.rows), -1)
         self._mean = self.rows.mean(axis=0)
         self._scale = np.where(self.rows.std(axis=0) > 0, self.rows.std(axis=0), 1.0).astype(np.float32)
-        self._table = (self.rows - self._mean) / self._scale
+        table = (self.rows - self._mean) / self._scale
+        # |z - t|^2 = |z|^2 - 2 z.t + |t|^2: the table's side is constant, so computed once here
+        # rather than on every served batch.
+        self._table_transposed = np.ascontiguousarray(table.T)
+        self._table_norms = np.sum(table * table, axis=1)[None, :]
         self._repeats = min(MOST_REPEATS + 1, len(self.rows))
 
     def call(self, rows, training=False):
         """Whether each row repeats a training row, and their mean target."""
-        table = keras.ops.convert_to_tensor(self._table)
         z = (rows - self._mean) / self._scale
         # |z - t|^2 expanded: a (batch, n) product rather than a (batch, n, features) difference.
-        distance = (keras.ops.sum(z * z, axis=-1, keepdims=True) - 2.0 * keras.ops.matmul(z, keras.ops.transpose(table))
-                    + keras.ops.sum(table * table, axis=-1)[None, :])
+        distance = (keras.ops.sum(z * z, axis=-1, keepdims=True) - 2.0 * keras.ops.matmul(z, self._table_transposed)
+                    + self._table_norms)
         nearest, index = keras.ops.top_k(-distance, self._repeats)
         if training:  # leave-one-out: the nearest row is the row itself
             nearest, index = nearest[:, 1:], index[:, 1:]
