@@ -250,13 +250,11 @@ class _Runs:
 
 
 def _start_worker() -> None:
+    from zoo.server.app import set_tensorflow_threads
     from zoo.tensorflow_logs import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_tensorflow_threads(1, 1)  # zoo serve's own helper: one thread a worker, two workers on two cores
 
 
 def _train_run(values: dict, quick: bool):
