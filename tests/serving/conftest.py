@@ -167,6 +167,26 @@ def write_config(root: Path, names, path: Path | None = None) -> Path:
     return path
 
 
+@pytest.fixture()
+def start(repository, tmp_path):
+    """start(names, **ZooServer options) -> Server over the session's model repository."""
+    from zoo.server.app import ZooServer
+    from zoo.server.config import load_model_config_file
+
+    servers = []
+
+    def starter(names, **options):
+        config_file = write_config(repository.root, names, path=tmp_path / "models.config")
+        options = {"grpc_port": 0, "rest_port": 0, "poll_seconds": 0, **options}
+        embedded = ZooServer(load_model_config_file(config_file), **options).start()
+        servers.append(embedded)
+        return Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
+
+    yield starter
+    for embedded in servers:
+        embedded.stop()
+
+
 @pytest.fixture(scope="session")
 def channel(server):
     with grpc.insecure_channel(server.grpc_address) as channel:

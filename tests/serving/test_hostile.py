@@ -7,8 +7,9 @@ tests/test_hostile.py. Numbered as in issue 13:
 
 1. shapes declared and not sent (a 441-byte request declaring [250000000] doubles), content
    of the wrong length, more values than the shape;
-2. HTTP framing: Content-Length negative, absurd, repeated or not a number, chunked bodies,
-   a body declared and not sent, slow clients, too many connections;
+2. HTTP framing: Content-Length negative, absurd, repeated or not a number, hidden by a
+   space or obs-fold, chunk sizes and codings RFC 9112 refuses, chunked bodies, a body
+   declared and not sent (slow clients, floods and the connection limit: test_edge.py);
 3. unknown model names do not grow the metrics;
 4. arrays nested 10^5 deep, DT_VARIANT/DT_RESOURCE tensors, Classify with a bad feature.
 """
@@ -137,11 +138,35 @@ def _request(headers: str, body: bytes = b"") -> bytes:
     return (f"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n").encode() + body
 
 
-@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "+20", " 20 20"])
-def test_a_content_length_that_is_not_a_length_is_a_400_and_the_connection_closes(server, prediction_stub, length):
-    answer = _raw_http(server, _request(f"Content-Length: {length}\r\n", PREDICT_BODY + b"x" * 100_000))
-    assert answer.startswith(b"HTTP/1.1 400") and b"is not a length" in answer
-    assert answer.count(b"HTTP/1.1") == 1  # nothing after it was read as a request
+def _answers(data: bytes) -> int:
+    return data.count(b"HTTP/1.1 ")
+
+
+# Framing the parser (llhttp, through uvicorn's httptools protocol) refuses with its own 400
+# and a closed connection: nothing after the bad header is read as a request. Issue 30's
+# cases are here too: a space before the colon, a length hidden by obs-fold, a chunk size
+# of 0xfc, and `chunked, identity` (RFC 9112 6.3: 400, not 501).
+SMUGGLED = b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+BAD_FRAMING = {
+    **{f"Content-Length {length!r}": f"Content-Length: {length}\r\n".encode() + b"\r\n" + PREDICT_BODY
+       for length in ["-1", "abc", "1e3", "+20", " 20 20"]},
+    "two different lengths": b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s%s" % (
+        len(PREDICT_BODY), len(PREDICT_BODY + SMUGGLED), PREDICT_BODY, SMUGGLED),
+    "length and chunked": b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "space before the colon": b"Content-Length : %d\r\n\r\n%s%s" % (len(PREDICT_BODY), PREDICT_BODY, SMUGGLED),
+    "obs-fold hides the length": b"X-Pad: a\r\n Content-Length: %d\r\n\r\n%s%s" % (
+        len(PREDICT_BODY), PREDICT_BODY, SMUGGLED),
+    "chunk size 0xfc": b"Transfer-Encoding: chunked\r\n\r\n0x14\r\n" + PREDICT_BODY + b"\r\n0\r\n\r\n",
+    "chunked, identity": b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FRAMING))
+def test_framing_that_cannot_be_trusted_is_a_400_and_nothing_after_it_is_served(server, prediction_stub, case):
+    head = b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    answer = _raw_http(server, head + BAD_FRAMING[case])
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert _answers(answer) == 1, answer  # the request hidden in the body was not answered
     _still_serving(server, prediction_stub)
 
 
@@ -153,19 +178,6 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server, prediction_s
     _still_serving(server, prediction_stub)
 
 
-def test_two_different_content_lengths_are_refused_not_smuggled(server, prediction_stub):
-    smuggled = b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    body = PREDICT_BODY + smuggled
-    answer = _raw_http(server, _request(f"Content-Length: {len(PREDICT_BODY)}\r\nContent-Length: {len(body)}\r\n", body))
-    assert answer.startswith(b"HTTP/1.1 400") and b"Several different Content-Length" in answer
-    assert answer.count(b"HTTP/1.1") == 1
-
-
-def test_content_length_and_transfer_encoding_together_are_refused(server):
-    answer = _raw_http(server, _request("Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"))
-    assert answer.startswith(b"HTTP/1.1 400") and b"Both Content-Length and Transfer-Encoding" in answer
-
-
 def test_a_chunked_body_is_served_as_tf_serving_serves_it(server):
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (b'{"instances"', b": [1.0, 3.0]}")) + b"0\r\n\r\n"
     answer = _raw_http(server, _request("Transfer-Encoding: chunked\r\nConnection: close\r\n", chunked))
@@ -174,48 +186,11 @@ def test_a_chunked_body_is_served_as_tf_serving_serves_it(server):
 
 
 def test_a_chunked_body_over_the_limit_is_a_413_json_answer(server, prediction_stub):
-    limit = server.embedded.rest_server._server.RequestHandlerClass.max_body_bytes
+    limit = server.embedded._rest_api.max_body_bytes
     chunk = b"x" * 65536
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(limit // len(chunk) + 2)) + b"0\r\n\r\n"
     answer = _raw_http(server, _request("Transfer-Encoding: chunked\r\n", chunked))
     assert answer.startswith(b"HTTP/1.1 413") and b'{"error"' in answer
-    _still_serving(server, prediction_stub)
-
-
-def test_a_slow_client_loses_its_connection_at_the_deadline(server, prediction_stub, monkeypatch):
-    from zoo.server import rest
-
-    monkeypatch.setattr(rest, "HEADER_SECONDS", 1.0)
-    host, port = server.rest_address.rsplit(":", 1)
-    started = time.monotonic()
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        closed_after = None
-        for byte in _request(f"Content-Length: {len(PREDICT_BODY)}\r\n", PREDICT_BODY):
-            try:
-                connection.sendall(bytes([byte]))
-            except OSError:
-                closed_after = time.monotonic() - started
-                break
-            time.sleep(0.2)  # slowloris: a byte now and then, each well within any per-read timeout
-            if time.monotonic() - started > 8:
-                break
-        answer = connection.recv(65536) if closed_after is None else b""
-    assert closed_after is not None or answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
-    assert time.monotonic() - started < 8
-    _still_serving(server, prediction_stub)
-
-
-def test_connections_past_the_limit_are_answered_503_at_once(server, prediction_stub):
-    slots = server.embedded.rest_server._server.connection_slots
-    taken = 0
-    while slots.acquire(blocking=False):  # as if every slot were held by an idle client
-        taken += 1
-    try:
-        answer = _raw_http(server, _request(f"Content-Length: {len(PREDICT_BODY)}\r\n", PREDICT_BODY))
-        assert answer.startswith(b"HTTP/1.1 503") and b"Too many connections" in answer
-    finally:
-        for _ in range(taken):
-            slots.release()
     _still_serving(server, prediction_stub)
 
 

@@ -9,6 +9,7 @@ gRPC on --port (8500) and REST on --rest_api_port (8501; 0 disables REST), bound
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import signal
@@ -17,19 +18,22 @@ from pathlib import Path
 
 from zoo.errors import ConfigError
 from zoo.server import config as server_config
+from zoo.server import tls
 from zoo.server.batching import Batcher
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import ServingError
-from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
+from zoo.server.flags import DEFAULT_MAX_BODY_BYTES, REST_THREADS
 from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server
+from zoo.server.health import HealthReporter
+from zoo.server.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
 from zoo.server.manager import LoadOptions, ModelManager
-from zoo.server.rest import RestServer, is_loopback
+from zoo.server.rest import RestApi, is_loopback
 
 log = logging.getLogger("zoo.server")
 
 
 class ZooServer:
-    """The manager, the serving core and both front ends, started and stopped together.
+    """The manager, the serving core, both front ends and health, started and stopped together.
 
     Args:
         config: the ModelServerConfig to serve.
@@ -47,6 +51,10 @@ class ZooServer:
         grpc_options: the gRPC flags (socket path, channel arguments, threads, tensor content);
             its host and port are taken from `host` and `grpc_port`.
         cors: --rest_api_enable_cors_support.
+        rest_threads: --rest_api_num_threads, the threads REST requests run their model calls on.
+        rest_tls: REST over TLS (and mutual TLS with a client CA); None for plain HTTP.
+        http_limits: REST deadlines and connection limit.
+        drain_seconds: how long `stop` waits for requests in flight.
     """
 
     def __init__(self, config, *, config_dir: Path | None = None, host: str = "127.0.0.1",
@@ -54,15 +62,22 @@ class ZooServer:
                  batching=None, metrics_path: str | None = None, rest_timeout_ms: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, config_file: Path | None = None,
                  config_poll_seconds: float = 0.0, load_options: LoadOptions | None = None,
-                 grpc_options: GrpcOptions | None = None, cors: bool = False):
+                 grpc_options: GrpcOptions | None = None, cors: bool = False, rest_threads: int = REST_THREADS,
+                 rest_tls: TlsFiles | None = None, http_limits: HttpLimits | None = None,
+                 drain_seconds: float = DRAIN_SECONDS):
         self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds,
                                     options=load_options)
         self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
+        self.health = HealthReporter(self.manager)
         self.host = host
         self._grpc_options = dataclasses.replace(grpc_options or GrpcOptions(), host=host, port=grpc_port)
         self._rest_port = rest_port
-        self._rest_options = {"timeout_ms": rest_timeout_ms, "max_body_bytes": max_body_bytes,
-                              "metrics_path": metrics_path, "cors": cors}
+        self._rest_executor = concurrent.futures.ThreadPoolExecutor(rest_threads, thread_name_prefix="zoo-rest")
+        self._rest_api = RestApi(self.core, self._rest_executor, timeout_ms=rest_timeout_ms,
+                                 max_body_bytes=max_body_bytes, metrics_path=metrics_path, cors=cors,
+                                 check_host=is_loopback(host))
+        self._rest_edge = {"tls": rest_tls, "limits": http_limits, "drain_seconds": drain_seconds}
+        self._drain_seconds = drain_seconds
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds
         self._stopping = threading.Event()
         self.grpc_server = self.rest_server = None
@@ -71,9 +86,10 @@ class ZooServer:
     def start(self) -> ZooServer:
         """Load the models and start the gRPC and REST servers; returns self."""
         self.manager.start()
-        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options)
+        self.health.start()
+        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer)
         if self._rest_port is not None:
-            self.rest_server = RestServer(self.core, self.host, self._rest_port, **self._rest_options)
+            self.rest_server = HttpServer(self._rest_api, self.host, self._rest_port, **self._rest_edge)
             self.rest_server.start()
             self.rest_port = self.rest_server.port
         if self._config_file is not None and self._config_poll_seconds > 0:
@@ -81,12 +97,18 @@ class ZooServer:
         return self
 
     def stop(self) -> None:
-        """Stop accepting requests, finish those in flight, unload the models."""
+        """Drain, then unload: health says NOT_SERVING, both ports stop taking new calls,
+        every request already received is answered (up to the drain period), the models go."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        self.health.drain()
+        grpc_stopped = self.grpc_server.stop(grace=self._drain_seconds) if self.grpc_server is not None else None
         if self.rest_server is not None:
             self.rest_server.stop()
-        if self.grpc_server is not None:
-            self.grpc_server.stop(grace=2).wait()
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
+        self._rest_executor.shutdown(wait=True)
         self.core.close()
 
     def _watch_config(self) -> None:
@@ -166,8 +188,10 @@ def server_from_args(args) -> ZooServer:
         socket_path=args.grpc_socket_path, channel_arguments=args.grpc_channel_arguments,
         max_threads=args.grpc_max_threads, tensor_content=args.enable_serialization_as_tensor_content,
         max_tensor_elements=args.max_tensor_elements,
+        ssl_config=tls.load_ssl_config(args.ssl_config_file) if args.ssl_config_file else None,
     )
     parse_channel_arguments(args.grpc_channel_arguments)  # a malformed list fails before anything loads
+    log_substituted_flags(args)
     return ZooServer(
         config, config_dir=config_dir, host=args.bind_address, grpc_port=args.port or None,
         rest_port=args.rest_api_port or None, poll_seconds=args.file_system_poll_wait_seconds,
@@ -175,7 +199,38 @@ def server_from_args(args) -> ZooServer:
         max_body_bytes=args.rest_api_max_body_bytes, config_file=args.model_config_file,
         config_poll_seconds=args.model_config_file_poll_wait_seconds, load_options=load_options,
         grpc_options=grpc_options, cors=args.rest_api_enable_cors_support,
+        rest_threads=args.rest_api_num_threads or REST_THREADS, rest_tls=rest_tls_from_args(args),
+        http_limits=HttpLimits(header_seconds=args.rest_api_header_timeout_seconds,
+                               idle_seconds=args.rest_api_idle_timeout_seconds,
+                               max_connections=args.rest_api_max_connections),
+        drain_seconds=args.shutdown_grace_seconds,
     )
+
+
+def rest_tls_from_args(args) -> TlsFiles | None:
+    """REST TLS from the zoo's --rest_api_ssl_* flags; None when they are not given."""
+    cert, key, client_ca = args.rest_api_ssl_cert_file, args.rest_api_ssl_key_file, args.rest_api_ssl_client_ca_file
+    if not cert and not key:
+        if client_ca:
+            raise ConfigError("--rest_api_ssl_client_ca_file needs --rest_api_ssl_cert_file and "
+                              "--rest_api_ssl_key_file")
+        return None
+    if not (cert and key):
+        raise ConfigError("REST TLS needs both --rest_api_ssl_cert_file and --rest_api_ssl_key_file")
+    files = TlsFiles(str(cert), str(key), str(client_ca) if client_ca else None)
+    files.context()  # an unreadable or mismatched pair fails here, before any model loads
+    return files
+
+
+def log_substituted_flags(args) -> None:
+    """TF Serving flags the zoo accepts but serves differently: say so once, at start."""
+    if args.enable_per_model_batching_parameters:
+        log.warning("--enable_per_model_batching_parameters: the zoo batches every model with "
+                    "--batching_parameters_file; a version's assets.extra/batching_params.pbtxt is not read")
+    if args.thread_pool_factory_config_file:
+        log.warning("--thread_pool_factory_config_file %s: the zoo runs every session on TensorFlow's own pools "
+                    "(sized by --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism); "
+                    "the file is not read", args.thread_pool_factory_config_file)
 
 
 def exposure_warning(bind_address: str) -> str | None:
@@ -205,6 +260,8 @@ def serve(args) -> int:
     rest = f"REST on http://{server.host}:{server.rest_port}" if server.rest_port else "REST disabled"
     log.info("serving %s: gRPC on %s, %s", ", ".join(server.manager.model_names()), " and ".join(grpc_where), rest)
     stop.wait()
-    log.info("shutting down")
+    log.info("draining: health NOT_SERVING, answering the requests in flight (up to %.0f s)",
+             args.shutdown_grace_seconds)
     server.stop()
+    log.info("stopped")
     return 0

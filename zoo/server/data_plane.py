@@ -9,7 +9,6 @@ get_model_status_impl.cc, get_model_metadata_impl.cc), including the order of it
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import time
 
@@ -25,7 +24,7 @@ from tensorflow_serving.apis import (
 from zoo.protocol.model_spec import ModelTarget
 from zoo.server import example_apis
 from zoo.server.batching import Batcher
-from zoo.server.errors import Code, ServingError, invalid_argument
+from zoo.server.errors import ServingError, invalid_argument
 from zoo.server.manager import ModelManager
 from zoo.server.metrics import Metrics
 from zoo.server.servable import Servable, Signature
@@ -40,23 +39,18 @@ class ServingCore:
         manager: the loaded versions.
         batcher: dynamic batching for Predict, or None.
         metrics: where requests are counted.
-        workers: threads for REST requests that have a deadline.
     """
 
-    def __init__(self, manager: ModelManager, *, batcher: Batcher | None = None,
-                 metrics: Metrics | None = None, workers: int = 16):
+    def __init__(self, manager: ModelManager, *, batcher: Batcher | None = None, metrics: Metrics | None = None):
         self.manager = manager
         self.batcher = batcher
         self.metrics = metrics or Metrics()
-        # Only used for requests with a deadline, so a slow model cannot hold the answer.
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="zoo-timed")
 
     def close(self) -> None:
-        """Stop the model manager, the batcher and the deadline threads."""
+        """Stop the model manager and the batcher."""
         self.manager.stop()
         if self.batcher is not None:
             self.batcher.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
     def observe(self, model_name: str, api: str | None, entrypoint: str):
@@ -95,56 +89,42 @@ class ServingCore:
         return servable, servable.input_signature(target.signature_name)
 
     def predict(self, target: ModelTarget, inputs: dict[str, np.ndarray], output_filter=(),
-                timeout: float | None = None, servable: Servable | None = None,
-                answer_at_deadline: bool = True):
+                timeout: float | None = None, servable: Servable | None = None):
         """Returns (servable, signature, outputs by alias).
 
-        `timeout` is the request's deadline in seconds. With `answer_at_deadline` the model
-        runs on a worker thread so that DEADLINE_EXCEEDED goes out on time even while it
-        still runs (REST). gRPC passes False: its runtime ends the call at the client's
-        deadline by itself, and the hand-off would cost every request two thread switches.
-        Batched requests wait for their batch at most `timeout` either way.
+        `timeout` is the request's deadline in seconds: a batched request waits for its
+        batch at most that long. Answering at the deadline is the front end's job (gRPC's
+        runtime ends the call; the REST application answers 504 while the call finishes).
         """
         servable = servable or self.resolve(target)
         prediction = servable.prepare(target.signature_name, inputs, output_filter)
         if self.batcher is not None:
             outputs = self.batcher.run(servable, prediction, timeout)
-        elif answer_at_deadline:
-            outputs = self._with_deadline(servable.run, timeout, prediction)
         else:
             outputs = servable.run(prediction)
         return servable, prediction.signature, outputs
 
-    def _with_deadline(self, function, timeout: float | None, *args):
-        if timeout is None:
-            return function(*args)
-        future = self._executor.submit(function, *args)
-        try:
-            return future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            raise ServingError(Code.DEADLINE_EXCEEDED, f"Deadline exceeded after {timeout:.3f}s") from None
-
     # -- Classify / Regress / MultiInference -----------------------------------------------
 
-    def classify(self, target: ModelTarget, model_input: input_pb2.Input, timeout: float | None = None):
+    def classify(self, target: ModelTarget, model_input: input_pb2.Input):
         """Returns (the response's ModelSpec, the ClassificationResult)."""
         servable = self.resolve(target)
         signature = example_apis.classification_signature(servable, target.signature_name)
-        result = self._with_deadline(example_apis.classify, timeout, servable, signature, model_input)
+        result = example_apis.classify(servable, signature, model_input)
         return target.served_by(servable.version), result
 
-    def regress(self, target: ModelTarget, model_input: input_pb2.Input, timeout: float | None = None):
+    def regress(self, target: ModelTarget, model_input: input_pb2.Input):
         """Returns (the response's ModelSpec, the RegressionResult)."""
         servable = self.resolve(target)
         signature = example_apis.regression_signature(servable, target.signature_name)
-        result = self._with_deadline(example_apis.regress, timeout, servable, signature, model_input)
+        result = example_apis.regress(servable, signature, model_input)
         return target.served_by(servable.version), result
 
-    def multi_inference(self, request: inference_pb2.MultiInferenceRequest, timeout: float | None = None):
+    def multi_inference(self, request: inference_pb2.MultiInferenceRequest):
         """The MultiInferenceResponse; the version is the first task's (as TF Serving)."""
         first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
         servable = self.resolve(ModelTarget.from_proto(first))
-        return self._with_deadline(example_apis.multi_inference, timeout, servable, request)
+        return example_apis.multi_inference(servable, request)
 
     # -- Status and metadata ---------------------------------------------------------------
 

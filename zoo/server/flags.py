@@ -9,6 +9,12 @@ import argparse
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+# The REST edge's defaults (zoo.server.http_server uses them; kept here so that building the
+# parser imports neither uvicorn nor TensorFlow).
+HEADER_SECONDS = 30.0  # request line and headers (nginx's client_header_timeout is 60 s)
+IDLE_SECONDS = 75  # a keep-alive connection with no request (nginx's keepalive_timeout)
+MAX_CONNECTIONS = 10_000  # beyond it, a new request is answered 503 (uvicorn's limit_concurrency)
+DRAIN_SECONDS = 30.0  # how long a stop waits for requests in flight (Kubernetes' grace period)
 DEFAULT_MAX_TENSOR_ELEMENTS = 1 << 24  # 16.8M values a request: 64 MB of float32, 128 MB of doubles
 # TF Serving's default is 0 (as many as cores). The zoo's models are chains of layers with no
 # independent ops to overlap, and a second inter-op thread only adds hand-offs: one thread
@@ -19,6 +25,10 @@ INTER_OP_THREADS = 1
 # TF Serving defaults this to four threads a core. Here a request waiting for its batch holds
 # a thread, so with 8 threads on 2 cores no batch could hold more than 8 requests.
 GRPC_MAX_THREADS = 32
+# TF Serving's REST default is four threads a core. The zoo's REST threads run the model calls
+# (the event loop only reads and writes), and a request waiting for its batch holds one, so
+# they are sized as the gRPC threads are.
+REST_THREADS = 32
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +82,34 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "together (also at most 16 a byte of the request: a shape declared and not sent)")
     parser.add_argument("--rest_api_max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help="zoo only: the largest REST request body accepted")
+    parser.add_argument("--rest_api_num_threads", type=int, default=0,
+                        help=f"threads running REST requests' model calls (0: zoo default {REST_THREADS}; "
+                             "TF Serving: 4 a core)")
+    parser.add_argument("--ssl_config_file", type=Path,
+                        help="gRPC TLS: an SSLConfig text proto (server_key, server_cert, custom_ca, client_verify: "
+                             "true for mutual TLS), as TF Serving reads it")
+    parser.add_argument("--enable_per_model_batching_parameters", default=False, **flag,
+                        help="accepted; the zoo batches every model with --batching_parameters_file (logged)")
+    parser.add_argument("--thread_pool_factory_config_file", type=Path,
+                        help="accepted; the zoo runs sessions on TensorFlow's own thread pools (logged)")
+    tls = parser.add_argument_group("REST TLS (zoo only; TF Serving's REST port has none)")
+    tls.add_argument("--rest_api_ssl_cert_file", type=Path, help="PEM certificate chain: serve REST over HTTPS")
+    tls.add_argument("--rest_api_ssl_key_file", type=Path, help="PEM private key of that certificate")
+    tls.add_argument("--rest_api_ssl_client_ca_file", type=Path,
+                     help="mutual TLS: clients must present a certificate signed by this CA (PEM)")
+    edge = parser.add_argument_group("REST connections (zoo only)")
+    edge.add_argument("--rest_api_header_timeout_seconds", type=float, default=HEADER_SECONDS,
+                      help=f"a request's line and headers must arrive within this time (default {HEADER_SECONDS:g}); "
+                           "its body then at 64 KB/s or faster")
+    edge.add_argument("--rest_api_idle_timeout_seconds", type=float, default=IDLE_SECONDS,
+                      help=f"a keep-alive connection with no request is closed after this time "
+                           f"(default {IDLE_SECONDS})")
+    edge.add_argument("--rest_api_max_connections", type=_positive_int, default=MAX_CONNECTIONS,
+                      help=f"connections served at once; a request on one more is answered 503 "
+                           f"(default {MAX_CONNECTIONS})")
+    parser.add_argument("--shutdown_grace_seconds", type=float, default=DRAIN_SECONDS,
+                        help=f"zoo only: on SIGTERM, how long requests in flight get to finish "
+                             f"(default {DRAIN_SECONDS:g}, Kubernetes' grace period)")
 
 
 def _positive_int(text: str) -> int:

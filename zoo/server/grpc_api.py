@@ -13,11 +13,15 @@ import dataclasses
 import logging
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import (
     classification_pb2,
     model_management_pb2,
+    model_service_pb2,
     model_service_pb2_grpc,
     predict_pb2,
+    prediction_service_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
@@ -26,6 +30,7 @@ from zoo.errors import ConfigError
 from zoo.protocol import tensor_protos
 from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import MAX_MESSAGE_BYTES
+from zoo.server import tls
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
@@ -91,7 +96,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             # A shape declared and not sent must not allocate its gigabytes (tensor_checks).
             inputs = decode_request_tensors(request.inputs, request.ByteSize(), self.max_tensor_elements)
             servable, _, outputs = self.core.predict(
-                target, inputs, tuple(request.output_filter), timeout=_deadline(context), answer_at_deadline=False
+                target, inputs, tuple(request.output_filter), timeout=_deadline(context)
             )
             response = predict_pb2.PredictResponse(model_spec=target.served_by(servable.version))
             for alias, value in outputs.items():
@@ -113,13 +118,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _on_examples(self, api: str, run, response_type, request, context):
         """Classify and Regress: tf.Examples in, one result message out."""
         with self.core.observe(request.model_spec.name, api, "GRPC"):
-            spec, result = run(_target(request), request.input, timeout=_deadline(context))
+            spec, result = run(_target(request), request.input)
             return response_type(model_spec=spec, result=result)
 
     @_serve
     def MultiInference(self, request, context):
         """PredictionService.MultiInference."""
-        return self.core.multi_inference(request, timeout=_deadline(context))
+        return self.core.multi_inference(request)
 
     @_serve
     def GetModelMetadata(self, request, context):
@@ -157,7 +162,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 @dataclasses.dataclass(frozen=True)
 class GrpcOptions:
     """The gRPC server's flags: --port, --grpc_socket_path, --grpc_channel_arguments,
-    --grpc_max_threads, --enable_serialization_as_tensor_content, --max_tensor_elements."""
+    --grpc_max_threads, --enable_serialization_as_tensor_content, --max_tensor_elements,
+    and --ssl_config_file's SSLConfig (None: plaintext)."""
 
     host: str = "127.0.0.1"
     port: int = 8500  # 0: any free port; None: no TCP port (a socket path only)
@@ -166,6 +172,7 @@ class GrpcOptions:
     max_threads: int = 32
     tensor_content: bool = False
     max_tensor_elements: int = DEFAULT_MAX_ELEMENTS  # zoo only: see tensor_checks
+    ssl_config: object = None  # a tensorflow.serving.SSLConfig (zoo.server.tls)
 
 
 def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
@@ -183,28 +190,45 @@ def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
     return arguments
 
 
-def start_grpc_server(core: ServingCore, options: GrpcOptions) -> tuple[grpc.Server, int | None]:
-    """Start the gRPC server; returns it and the TCP port it bound (None without one)."""
+def server_options(channel_arguments: str) -> list[tuple[str, object]]:
+    """The gRPC server's channel arguments: the zoo's message-size defaults, each replaced by
+    the user's value for the same key (gRPC keeps the first of a repeated key, so a user's
+    limit placed after the zoo's would be ignored)."""
+    options = {"grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES}
+    options.update(parse_channel_arguments(channel_arguments))
+    return list(options.items())
+
+
+def start_grpc_server(core: ServingCore, options: GrpcOptions,
+                      health_servicer=None) -> tuple[grpc.Server, int | None]:
+    """Start the gRPC server: TF Serving's two services, gRPC health checking (when a
+    servicer is given) and server reflection, over TLS when `options.ssl_config` is set.
+    Returns the server and the TCP port it bound (None without one)."""
     if options.port is None and not options.socket_path:
         raise ConfigError("At least one of --port or --grpc_socket_path must be set.")
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="zoo-grpc"),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            *parse_channel_arguments(options.channel_arguments),
-        ],
+        options=server_options(options.channel_arguments),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(core, options.tensor_content, options.max_tensor_elements), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    services = [prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
+                model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name]
+    if health_servicer is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        services.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    reflection.enable_server_reflection([*services, reflection.SERVICE_NAME], server)
+    credentials = tls.server_credentials(options.ssl_config) if options.ssl_config is not None else None
     bound = None
     if options.port is not None:
-        bound = server.add_insecure_port(f"{options.host}:{options.port}")
+        address = f"{options.host}:{options.port}"
+        bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         if bound == 0:
             raise OSError(f"cannot bind the gRPC port {options.host}:{options.port}")
     if options.socket_path:
+        # A Unix socket is reached only through the file system's permissions: plaintext there.
         if not server.add_insecure_port(f"unix:{options.socket_path}"):
             raise OSError(f"cannot bind the gRPC socket {options.socket_path}")
     server.start()

@@ -276,6 +276,11 @@ class ModelManager:
         with self._lock:
             return sorted(self._models)
 
+    def availability(self) -> dict[str, bool]:
+        """Each configured model: whether it has a version available to serve."""
+        with self._lock:
+            return {name: bool(entry.available()) for name, entry in self._models.items()}
+
     def is_configured(self, name: str) -> bool:
         """Whether the config names this model (a dict lookup: safe for any client string)."""
         return name in self._models

@@ -1,4 +1,4 @@
-"""The REST front end: TF Serving's HTTP API on a threaded HTTP/1.1 server.
+"""The REST front end: TF Serving's HTTP API as an ASGI application.
 
 Routes (case-insensitive, as TF Serving's regular expressions):
 
@@ -11,10 +11,15 @@ As TF Serving's http_server.cc and http_rest_api_handler.cc: any other request u
 (another path, or another method: PUT, PATCH, HEAD...) is 400 `Malformed request: METHOD
 path`; OPTIONS is a CORS preflight, answered 200 when it has an http(s) Origin and 400
 otherwise; `--rest_api_enable_cors_support` adds the CORS headers to every answer. Errors
-are `{"error": "..."}` with TF Serving's HTTP status for the error's code. Request framing
-(lengths, chunked bodies, deadlines for slow clients, a body over the limit refused with 413
-before it is read) is `http_framing`'s; at most `max_connections` connections are served at
-once, and the rest are answered 503 and closed.
+are `{"error": "..."}` with TF Serving's HTTP status for the error's code. A body over the
+limit is refused with 413 as soon as its size is known (before it is read) and the
+connection closed. HTTP framing, deadlines for slow clients and TLS are the server's
+(`zoo.server.http_server`).
+
+The application runs on the event loop and does no model work there: the JSON, the model
+call and the answer's JSON run on a thread pool (`--rest_api_num_threads`), so a slow model
+never stalls the connections. A request past `--rest_api_timeout_in_ms` is answered 504 at
+its deadline while its model call finishes on its thread.
 
 Two checks TF Serving does not make, because its REST port is usually behind a network
 boundary and the zoo's is usually on a developer's machine: on a loopback address, a Host
@@ -25,14 +30,13 @@ refused (a web page's cross-site `text/plain` POST, which needs no preflight, is
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import functools
-import http.server
 import ipaddress
 import logging
 import re
-import threading
-import time
 import urllib.parse
 
 from zoo.protocol.model_spec import ModelTarget
@@ -40,14 +44,6 @@ from zoo.server import rest_json
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
-from zoo.server.http_framing import (
-    HEADER_SECONDS,
-    MIN_BYTES_PER_SECOND,
-    FramingError,
-    body_length,
-    deadline_reader,
-    read_chunked,
-)
 
 log = logging.getLogger("zoo.server")
 
@@ -62,201 +58,132 @@ STATUS_PATH = re.compile(
 API_PREFIX = re.compile(r"/v1/.*", re.IGNORECASE)
 CORS_ORIGIN = re.compile(r"https?://")
 CORS_HEADERS = (
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "POST, GET"),
-    ("Access-Control-Allow-Headers", "Content-Type"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, GET"),
+    (b"access-control-allow-headers", b"Content-Type"),
 )
+JSON = b"application/json"
 _INT64_MAX = 2**63 - 1
-_DRAIN_LIMIT = 8 * 1024 * 1024
-_DRAIN_SECONDS = 1.0  # after a refusal, how long to read what the client is still sending
-WRITE_SECONDS = 60.0  # a client that does not read its answer loses the connection
-MAX_CONNECTIONS = 512
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
-class RestServer:
-    """TF Serving's REST API over a `ServingCore`, on its own threads.
+@dataclasses.dataclass
+class Answer:
+    """What goes back: status, body text and content type."""
+
+    status: int
+    text: str
+    content_type: bytes | None = JSON
+
+    @classmethod
+    def error(cls, status: int, message: str) -> Answer:
+        """TF Serving's error body with `status`."""
+        return cls(status, rest_json.encode_error(message))
+
+
+class RestApi:
+    """TF Serving's REST API over a `ServingCore`, as an ASGI application.
 
     Args:
         core: what serves the requests.
-        host, port: where to listen (port 0: any free port; see `.port`).
+        executor: the threads that decode, run and encode (never the event loop).
         timeout_ms: the per-request deadline (`--rest_api_timeout_in_ms`); 0 for none.
         max_body_bytes: the largest request body accepted.
         metrics_path: where to serve Prometheus metrics; None to not serve them.
         cors: `--rest_api_enable_cors_support`.
-        max_connections: connections served at once; more are answered 503 and closed.
+        check_host: refuse Host headers that are not loopback names (a loopback server).
     """
 
-    def __init__(self, core: ServingCore, host: str, port: int, *, timeout_ms: int = 0,
+    def __init__(self, core: ServingCore, executor: concurrent.futures.Executor, *, timeout_ms: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, metrics_path: str | None = None,
-                 cors: bool = False, max_connections: int = MAX_CONNECTIONS):
-        handler = type("Handler", (_Handler,), {
-            "core": core,
-            "request_deadline": timeout_ms / 1000 if timeout_ms > 0 else None,
-            "max_body_bytes": max_body_bytes,
-            "metrics_path": metrics_path,
-            "cors": cors,
-            "check_host": is_loopback(host),
-        })
-        self._server = _ThreadingServer((host, port), handler)
-        self._server.connection_slots = threading.BoundedSemaphore(max_connections)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="zoo-rest", daemon=True)
+                 cors: bool = False, check_host: bool = True):
+        self.core = core
+        self.executor = executor
+        self.deadline = timeout_ms / 1000 if timeout_ms > 0 else None
+        self.max_body_bytes = max_body_bytes
+        self.metrics_path = metrics_path
+        self.cors = cors
+        self.check_host = check_host
 
-    @property
-    def port(self) -> int:
-        """The port the REST server listens on."""
-        return self._server.server_address[1]
-
-    def start(self) -> None:
-        """Serve HTTP on a background thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class _ThreadingServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256  # many clients connecting at once must queue, not be refused
-    connection_slots: threading.BoundedSemaphore
-
-    def process_request(self, request, client_address):
-        if not self.connection_slots.acquire(blocking=False):
-            # A thread a connection: past the limit, answer at once rather than hold one more.
-            try:
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Connection: close\r\nContent-Length: 42\r\n\r\n"
-                                b'{"error": "Too many connections; retry."}\n')
-            except OSError:
-                pass
-            self.shutdown_request(request)
+    async def __call__(self, scope, receive, send) -> None:
+        """The ASGI entry point: one HTTP request."""
+        if scope["type"] != "http":
             return
-        super().process_request(request, client_address)
+        answer = await self._answer(scope, receive)
+        headers = [(b"content-type", answer.content_type)] if answer.content_type else []
+        if self.cors:
+            headers.extend(CORS_HEADERS)
+        payload = answer.text.encode("utf-8")
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.connection_slots.release()
-
-    def handle_error(self, request, client_address):
-        # A client that vanished or timed out is not a server error worth a traceback.
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: batch clients reuse their connection
-    # Headers and body leave in two writes; with Nagle's algorithm on, the body then waits
-    # for the client's delayed ACK (~40 ms a response on Linux).
-    disable_nagle_algorithm = True
-    server_version = "zoo-serve"
-    core: ServingCore
-    request_deadline: float | None  # --rest_api_timeout_in_ms, in seconds
-    max_body_bytes: int
-    metrics_path: str | None
-    cors: bool
-    check_host: bool
-
-    def setup(self) -> None:
-        super().setup()
-        self.rfile, self._reader = deadline_reader(self.connection)
-
-    def handle_one_request(self) -> None:
-        # The request line and headers must arrive within HEADER_SECONDS of starting to
-        # wait for them (an idle keep-alive connection is closed after as long).
-        self._reader.deadline = time.monotonic() + HEADER_SECONDS
-        try:
-            super().handle_one_request()
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-
-    def log_message(self, format, *args):  # noqa: A002  (the base class's name)
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def __getattr__(self, name: str):
-        # http.server looks up do_<METHOD>; every method goes to one dispatcher, so that
-        # PATCH, HEAD or a made-up method gets TF Serving's answer, not an HTML 501.
-        if name.startswith("do_"):
-            return lambda: self._dispatch(name[3:])
-        raise AttributeError(name)
-
-    def _dispatch(self, method: str) -> None:
-        path = urllib.parse.urlsplit(self.path).path
-        try:
-            body = self._read_body()
-        except FramingError as error:
-            self._refuse(error.status, error.message)
-            return
-        except TimeoutError:
-            self._refuse(408, "The request body did not arrive in time")
-            return
-        finally:
-            self._reader.deadline = None
-            self.connection.settimeout(WRITE_SECONDS)
-        refusal = self._refusal()
+    async def _answer(self, scope, receive) -> Answer:
+        method = scope["method"]
+        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        headers = _headers(scope)
+        body = await self._read_body(headers, receive)
+        if isinstance(body, Answer):
+            return body
+        refusal = self._refusal(headers)
         if refusal:
-            self._send_error(403, refusal)
-            return
+            return Answer.error(403, refusal)
         if self.metrics_path and path == self.metrics_path:
-            self._send(200, self.core.metrics.render(), "text/plain; version=0.0.4")
-            return
+            return Answer(200, self.core.metrics.render(), b"text/plain; version=0.0.4")
         if not API_PREFIX.fullmatch(path):
-            self._send_error(404, f"Not found: {path} (the API is under /v1/)")
-            return
+            return Answer.error(404, f"Not found: {path[:200]} (the API is under /v1/)")
         if method == "OPTIONS":
-            if CORS_ORIGIN.search(self.headers.get("Origin", "")):
-                self._send(200, "", None)
-            else:
-                self._send_error(400, "Origin header is missing in CORS preflight")
-            return
+            if CORS_ORIGIN.search(headers.get("origin", "")):
+                return Answer(200, "", None)
+            return Answer.error(400, "Origin header is missing in CORS preflight")
+        call = asyncio.get_running_loop().run_in_executor(self.executor, self._serve, method, path, body)
+        try:
+            return await asyncio.wait_for(call, self.deadline) if self.deadline else await call
+        except TimeoutError:
+            return Answer.error(504, f"Deadline exceeded after {self.deadline:.3f}s")
+
+    async def _read_body(self, headers: dict[str, str], receive) -> bytes | Answer:
+        """The whole body, or the 413 that refuses it: before reading when its declared
+        length is over the limit, as soon as the chunks pass it otherwise (the server then
+        discards the rest for a moment and closes: `http_server.DeadlineHttpToolsProtocol`)."""
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return Answer.error(413, f"Request body of {declared} bytes exceeds the limit of "
+                                     f"{self.max_body_bytes} bytes")
+        parts, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return Answer.error(400, "The client went away before sending its whole body")
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_body_bytes:
+                return Answer.error(413, f"Request body of more than {self.max_body_bytes} bytes exceeds the "
+                                         f"limit of {self.max_body_bytes} bytes")
+            if chunk:
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _serve(self, method: str, path: str, body: bytes) -> Answer:
+        """One API request, on a worker thread: counted, routed, answered."""
         model_name, api = _model_and_api(method, path)
         try:
             with self.core.observe(model_name, api, "REST"):
-                text = self._route(method, path, body)
-            self._send(200, text)
+                return Answer(200, self._route(method, path, body))
         except ServingError as error:
-            self._send_error(error.http_status, error.message)
+            return Answer.error(error.http_status, error.message)
         except Exception as error:  # noqa: BLE001  (the server keeps serving; the client learns why)
             log.exception("internal error serving %s %s", method, path)
-            self._send_error(500, f"Internal error: {type(error).__name__}: {error}")
+            return Answer.error(500, f"Internal error: {type(error).__name__}: {error}")
 
-    def _read_body(self) -> bytes:
-        started = time.monotonic()
-        length = body_length(self.headers)
-        if length is None:
-            return read_chunked(self.rfile, self.max_body_bytes, self._reader, started)
-        if length > self.max_body_bytes:
-            raise FramingError(413, f"Request body of {length} bytes exceeds the limit of {self.max_body_bytes} bytes")
-        self._reader.deadline = started + HEADER_SECONDS + length / MIN_BYTES_PER_SECOND
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:
-            raise FramingError(400, f"The body ended after {len(body)} of the {length} bytes its Content-Length says")
-        return body
-
-    def _refuse(self, status: int, message: str) -> None:
-        """Answer a request whose body cannot be trusted, then close the connection. What the
-        client is still sending is read for a moment (so that it sees the answer rather than a
-        reset connection), never for long."""
-        self.close_connection = True
-        self._send_error(status, message)
-        self._reader.deadline = time.monotonic() + _DRAIN_SECONDS
-        try:
-            self._discard(_DRAIN_LIMIT)
-        except (TimeoutError, OSError):
-            pass
-
-    def _refusal(self) -> str | None:
+    def _refusal(self, headers: dict[str, str]) -> str | None:
         """Why a request from a web page must not be served (see the module docstring)."""
-        host = (self.headers.get("Host") or "").strip()
+        host = headers.get("host", "").strip()
         if self.check_host and host and not is_loopback(_host_name(host)):
             return f"Host '{host[:100]}' is not this server's: on a loopback address only loopback names are served"
-        origin = self.headers.get("Origin")
-        if origin and not self.cors and _host_name(urllib.parse.urlsplit(origin).netloc) != \
-                _host_name(host):
+        origin = headers.get("origin")
+        if origin and not self.cors and _host_name(urllib.parse.urlsplit(origin).netloc) != _host_name(host):
             return (f"Cross-origin request from Origin '{origin[:100]}' refused: start the server with "
                     "--rest_api_enable_cors_support to serve web pages of other origins")
         return None
@@ -283,37 +210,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if verb == "predict":
             servable, signature = self.core.input_signature(target)
             inputs, request_format = rest_json.decode_predict(document, signature)
-            _, _, outputs = self.core.predict(target, inputs, timeout=self.request_deadline, servable=servable)
+            _, _, outputs = self.core.predict(target, inputs, timeout=self.deadline, servable=servable)
             return rest_json.encode_predict(outputs, request_format)
         model_input = rest_json.decode_examples(document)
         if verb == "classify":
-            _, result = self.core.classify(target, model_input, timeout=self.request_deadline)
+            _, result = self.core.classify(target, model_input)
             return rest_json.encode_classification(result)
-        _, result = self.core.regress(target, model_input, timeout=self.request_deadline)
+        _, result = self.core.regress(target, model_input)
         return rest_json.encode_regression(result)
 
-    def _discard(self, count: int) -> None:
-        while count > 0:
-            chunk = self.rfile.read(min(count, 1 << 16))
-            if not chunk:
-                return
-            count -= len(chunk)
 
-    def _send_error(self, status: int, message: str) -> None:
-        self._send(status, rest_json.encode_error(message))
-
-    def _send(self, status: int, text: str, content_type: str | None = "application/json") -> None:
-        payload = text.encode("utf-8")
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        if self.cors:
-            for header, value in CORS_HEADERS:
-                self.send_header(header, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":  # a HEAD answer has headers only (RFC 9110, 9.3.2)
-            self.wfile.write(payload)
+def _headers(scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the first of a repeated name: Host, Origin
+    and Content-Length are the only ones read, and the parser refuses repeated lengths)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
 
 
 def _host_name(netloc: str) -> str:

@@ -1,0 +1,344 @@
+"""The production edge, tried from the outside on 127.0.0.1: floods of slow and idle
+connections, the connection limit, TLS and mutual TLS on both ports (the official gRPC
+client over `grpc.ssl_channel_credentials`, Python's `ssl` over HTTPS), gRPC health checking
+and reflection, user channel arguments, and the drain when the server stops.
+
+Floods here use a few hundred connections; `python -m bench serving --floods` holds 2,000.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tests.serving.certificates import make_pki, ssl_config_text
+
+pytestmark = pytest.mark.embedded
+
+REQUEST = b'{"instances": [1.0]}'
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def _post(port: int, timeout: float = 10) -> tuple[int, dict, float]:
+    """(status, JSON, seconds) for one predict on a fresh connection."""
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request("POST", "/v1/models/half_plus_two:predict", body=REQUEST)
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    return response.status, body, time.monotonic() - started
+
+
+def _open(port: int, count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+    return sockets
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0.05)
+    try:
+        return sock.recv(1024) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+# -- floods ------------------------------------------------------------------------------------
+
+
+def test_slow_header_flood_leaves_room_for_a_good_client_and_is_dropped_at_the_deadline(start):
+    from zoo.server.http_server import HttpLimits
+
+    server = start(["half_plus_two"], http_limits=HttpLimits(header_seconds=2.0))
+    port = server.embedded.rest_port
+    slow = _open(port, 300)
+    try:
+        for sock in slow:
+            sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        while time.monotonic() - started < 1.2:  # a header line now and then, each in time for any idle timer
+            for sock in slow:
+                sock.sendall(b"X-Slow: 1\r\n")
+            status, body, seconds = _post(port)
+            assert (status, body) == (200, {"predictions": [2.5]}) and seconds < 1.0
+            time.sleep(0.3)
+        time.sleep(1.5)  # past the 2 s deadline from the first byte
+        assert sum(_closed_by_server(sock) for sock in slow) == len(slow)
+    finally:
+        for sock in slow:
+            sock.close()
+    assert _post(port)[0] == 200
+
+
+def test_idle_keep_alive_flood_costs_kilobytes_and_every_connection_is_still_served(start):
+    server = start(["half_plus_two"])
+    port = server.embedded.rest_port
+    before = _rss_mb()
+    idle = _open(port, 400)
+    request = (b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(REQUEST), REQUEST))
+    try:
+        for sock in idle:  # one request each, then nothing: a careless client pool
+            sock.sendall(request)
+        for sock in idle:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        per_connection_kb = (_rss_mb() - before) * 1024 / len(idle)
+        assert per_connection_kb < 100, f"{per_connection_kb:.1f} KB per idle connection"
+        status, body, seconds = _post(port)
+        assert (status, body) == (200, {"predictions": [2.5]}) and seconds < 1.0
+        for sock in idle[:50]:  # kept alive: each answers its second request too
+            sock.sendall(request)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_request_past_the_connection_limit_is_read_and_answered_503(start):
+    from zoo.server.http_server import HttpLimits
+
+    server = start(["half_plus_two"], http_limits=HttpLimits(max_connections=8))
+    port = server.embedded.rest_port
+    held = _open(port, 8)
+    try:
+        time.sleep(0.2)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/v1/models/half_plus_two:predict", body=REQUEST)
+        response = connection.getresponse()
+        assert response.status == 503  # an answer, not a broken pipe
+        connection.close()
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    assert _post(port)[0] == 200
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+def _tls_server(start, tmp_path, pki, *, client_verify: bool):
+    from zoo.server.grpc_api import GrpcOptions
+    from zoo.server.http_server import TlsFiles
+    from zoo.server.tls import load_ssl_config
+
+    config = tmp_path / "ssl.config"
+    config.write_text(ssl_config_text(pki, client_verify=client_verify))
+    cert, key = pki.server.write(tmp_path, "server")
+    (tmp_path / "ca.crt").write_bytes(pki.ca.cert)
+    return start(["half_plus_two"], grpc_options=GrpcOptions(ssl_config=load_ssl_config(config)),
+                 rest_tls=TlsFiles(str(cert), str(key), str(tmp_path / "ca.crt") if client_verify else None))
+
+
+def _grpc_predict(port: int, credentials) -> float:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([3.0], np.float32)))
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return stub.Predict(request, timeout=10).outputs["y"].float_val[0]
+
+
+def _https_post(port: int, context: ssl.SSLContext) -> int:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("POST", "/v1/models/half_plus_two:predict", body=REQUEST)
+        response = connection.getresponse()
+        assert json.loads(response.read()) == {"predictions": [2.5]}
+        return response.status
+    finally:
+        connection.close()
+
+
+def _client_context(pki, client=None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=pki.ca.cert.decode())
+    if client is not None:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:
+            cert, key = client.write(Path(folder), "client")
+            context.load_cert_chain(cert, key)
+    return context
+
+
+def test_tls_serves_both_ports_to_a_client_that_trusts_the_ca(start, tmp_path, pki):
+    server = _tls_server(start, tmp_path, pki, client_verify=False)
+    embedded = server.embedded
+    assert _grpc_predict(embedded.grpc_port, grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)) == 3.5
+    assert _https_post(embedded.rest_port, _client_context(pki)) == 200
+    with pytest.raises(grpc.RpcError) as plaintext:  # a plaintext client gets no answer
+        with grpc.insecure_channel(f"127.0.0.1:{embedded.grpc_port}") as channel:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(predict_pb2.PredictRequest(), timeout=2)
+    assert plaintext.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    untrusting = ssl.create_default_context()  # the system's CAs only: our CA is not among them
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _https_post(embedded.rest_port, untrusting)
+
+
+def test_mutual_tls_answers_only_clients_with_a_certificate_from_the_custom_ca(start, tmp_path, pki):
+    server = _tls_server(start, tmp_path, pki, client_verify=True)
+    grpc_port, rest_port = server.embedded.grpc_port, server.embedded.rest_port
+    good = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert, private_key=pki.client.key,
+                                        certificate_chain=pki.client.cert)
+    assert _grpc_predict(grpc_port, good) == 3.5
+    assert _https_post(rest_port, _client_context(pki, pki.client)) == 200
+    for who, credentials in {
+        "no certificate": grpc.ssl_channel_credentials(root_certificates=pki.ca.cert),
+        "a stranger's certificate": grpc.ssl_channel_credentials(
+            root_certificates=pki.ca.cert, private_key=pki.stranger.key, certificate_chain=pki.stranger.cert),
+    }.items():
+        with pytest.raises(grpc.RpcError) as refused:
+            _grpc_predict(grpc_port, credentials)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, who
+        with pytest.raises((ssl.SSLError, OSError)):
+            _https_post(rest_port, _client_context(pki, None if who == "no certificate" else pki.stranger))
+    assert _https_post(rest_port, _client_context(pki, pki.client)) == 200  # still serving
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named_at_start(tmp_path, pki):
+    from zoo.errors import ConfigError
+    from zoo.server.http_server import TlsFiles
+    from zoo.server.tls import load_ssl_config
+
+    mismatched = ssl_config_text(pki, client_verify=False).replace(
+        pki.server.key.decode().replace("\n", "\\n"), pki.client.key.decode().replace("\n", "\\n"))
+    (tmp_path / "ssl.config").write_text(mismatched)
+    with pytest.raises(ConfigError, match="server_cert does not match server_key"):
+        load_ssl_config(tmp_path / "ssl.config")
+    (tmp_path / "ssl.config").write_text("server_key: 'x'\nclient_verfy: true\n")
+    with pytest.raises(ConfigError, match="client_verfy"):  # TF Serving's parser refuses an unknown field too
+        load_ssl_config(tmp_path / "ssl.config")
+    cert, _ = pki.server.write(tmp_path, "server")
+    _, other_key = pki.client.write(tmp_path, "client")
+    with pytest.raises(ConfigError, match="do not load as a pair"):
+        TlsFiles(str(cert), str(other_key)).context()
+    with pytest.raises(ConfigError, match="no such file"):
+        TlsFiles(str(tmp_path / "missing.crt"), str(other_key)).context()
+
+
+# -- health, reflection, channel arguments ------------------------------------------------------
+
+
+def test_health_is_serving_per_model_and_for_the_server(server, channel):
+    stub = health_pb2_grpc.HealthStub(channel)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    assert stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status == serving
+    assert stub.Check(health_pb2.HealthCheckRequest(service="half_plus_two"), timeout=10).status == serving
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.Check(health_pb2.HealthCheckRequest(service="no_such_model"), timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_health_follows_the_models_versions(start, repository, tmp_path):
+    from tests.serving.conftest import write_config
+    from zoo.server.config import load_model_config_file
+
+    server = start(["half_plus_two"])
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        config = load_model_config_file(write_config(repository.root, ["half_plus_two", "missing"],
+                                                     path=tmp_path / "more.config"))
+        config.model_config_list.config[1].base_path = str(tmp_path / "nothing-here")
+        server.embedded.manager.reload(config)
+        server.embedded.health.refresh()
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        assert stub.Check(health_pb2.HealthCheckRequest(service="missing"), timeout=10).status == not_serving
+        assert stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status == not_serving
+        assert stub.Check(health_pb2.HealthCheckRequest(service="half_plus_two"), timeout=10).status == \
+            health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_services(channel):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
+            "grpc.health.v1.Health"} <= services
+
+
+def test_a_users_receive_limit_wins_over_the_zoos_default(start):
+    from zoo.server.grpc_api import GrpcOptions
+
+    limit = 1000
+    server = start(["half_plus_two"], grpc_options=GrpcOptions(
+        channel_arguments=f"grpc.max_receive_message_length={limit}"))
+
+    def request_of(size: int) -> predict_pb2.PredictRequest:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half_plus_two"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([3.0], np.float32)))
+        request.model_spec.version_label = "a"
+        request.model_spec.version_label = "a" * (size - request.ByteSize() + 1)
+        while request.ByteSize() > size:
+            request.model_spec.version_label = request.model_spec.version_label[:-1]
+        assert request.ByteSize() == size
+        return request
+
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as at_limit:  # within the limit: reaches the server (no such label)
+            stub.Predict(request_of(limit), timeout=10)
+        assert at_limit.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as over:
+            stub.Predict(request_of(limit + 1), timeout=10)
+        assert over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# -- drain -------------------------------------------------------------------------------------
+
+
+def test_stop_drains_every_request_in_flight_on_both_ports_and_health_says_not_serving_first(start):
+    server = start(["slow", "half_plus_two"], drain_seconds=20)
+    embedded = server.embedded
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "slow"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([7.0], np.float32)))
+    channel = grpc.insecure_channel(server.grpc_address)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+
+    def rest_call():
+        return server.rest("POST", "/v1/models/slow:predict", {"instances": [7.0]})
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        rest = [pool.submit(rest_call) for _ in range(4)]
+        grpc_calls = [stub.Predict.future(request, timeout=60) for _ in range(4)]
+        time.sleep(0.3)  # every call is in flight: the slow model takes far longer
+        stopping = threading.Thread(target=embedded.stop)
+        stopping.start()
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+        assert [f.result(timeout=60) for f in rest] == [(200, {"predictions": [7.0]})] * 4
+        assert [list(f.result(timeout=60).outputs["y"].float_val) for f in grpc_calls] == [[7.0]] * 4
+        stopping.join(timeout=60)
+    channel.close()
+    assert not stopping.is_alive()
+    with pytest.raises(OSError):  # the REST port no longer takes connections
+        _post(embedded.rest_port, timeout=2)
