@@ -65,6 +65,10 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", help="a version label, e.g. stable")
     parser.add_argument("--signature", default=DEFAULT_SIGNATURE)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    tls = parser.add_argument_group("TLS (a server started with --ssl_config_file or --rest_api_ssl_*)")
+    tls.add_argument("--ca-file", help="the CA that signed the server's certificate (PEM); turns TLS on")
+    tls.add_argument("--client-cert", help="mutual TLS: this client's certificate (PEM)")
+    tls.add_argument("--client-key", help="mutual TLS: its private key (PEM)")
     add_beam_arguments(parser.add_argument_group("with --runner beam"))
 
 
@@ -373,7 +377,7 @@ def cmd_prune(args) -> int:
 
 def cmd_predict(args) -> int:
     """`zoo predict`: a CSV file's predictions from a served model."""
-    from zoo.client import GrpcClient, RestClient, default_address
+    from zoo.client import ClientTls, GrpcClient, RestClient, default_address
     from zoo.client.csv_predictions import predict_csv
 
     if args.runner == "beam":
@@ -388,7 +392,7 @@ def cmd_predict(args) -> int:
         raise ConfigError("--saved-model, --format, --errors and Beam options need --runner beam")
     client_class = RestClient if args.via == "rest" else GrpcClient
     address = args.server or default_address(args.via)
-    with client_class(address, timeout=args.timeout) as client:
+    with client_class(address, timeout=args.timeout, tls=ClientTls.from_args(args)) as client:
         result = predict_csv(
             client, args.model, args.input, args.output, batch_size=args.batch_size, keys=args.keys,
             version=args.version, label=args.label, signature=args.signature,

@@ -342,3 +342,28 @@ def test_stop_drains_every_request_in_flight_on_both_ports_and_health_says_not_s
     assert not stopping.is_alive()
     with pytest.raises(OSError):  # the REST port no longer takes connections
         _post(embedded.rest_port, timeout=2)
+
+
+def test_the_zoo_clients_and_zoo_predict_speak_mutual_tls(start, tmp_path, pki):
+    from zoo.cli import main
+    from zoo.client import ClientError, ClientTls, GrpcClient, RestClient
+
+    server = _tls_server(start, tmp_path, pki, client_verify=True)
+    embedded = server.embedded
+    ca = tmp_path / "ca.crt"
+    cert, key = pki.client.write(tmp_path, "client")
+    tls = ClientTls(str(ca), str(cert), str(key))
+    for client_class, port in ((GrpcClient, embedded.grpc_port), (RestClient, embedded.rest_port)):
+        with client_class(f"127.0.0.1:{port}", tls=tls) as client:
+            assert client.predict("half_plus_two", {"x": [3.0, 5.0]})["y"].tolist() == [3.5, 4.5]
+        with client_class(f"127.0.0.1:{port}", tls=ClientTls(str(ca)), retries=0, timeout=5) as client:
+            with pytest.raises(ClientError):  # no client certificate: refused
+                client.predict("half_plus_two", {"x": [3.0]})
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,x\na,1.0\nb,3.0\n")
+    for via, port in (("grpc", embedded.grpc_port), ("rest", embedded.rest_port)):
+        output = tmp_path / f"predictions-{via}.csv"
+        assert main(["predict", "half_plus_two", "--input", str(rows), "--output", str(output), "--via", via,
+                     "--server", f"127.0.0.1:{port}", "--ca-file", str(ca), "--client-cert", str(cert),
+                     "--client-key", str(key)]) == 0
+        assert output.read_text().splitlines()[1:] == ["a,2.5", "b,3.5"]

@@ -101,16 +101,18 @@ class ServedModelHandler(RemoteModelHandler):
         max_batch_size: the most chunks in one request (a chunk is up to --batch-size rows).
         timeout: seconds per request.
         num_retries: Beam's retries of an unavailable batch.
+        tls: a zoo.client.ClientTls for a server with TLS; None for plaintext.
     """
 
     def __init__(self, address: str, model: str, *, via: str = "grpc", version: int | None = None,
                  label: str | None = None, signature_name: str = "", max_batch_size: int = 1,
-                 timeout: float = 60.0, num_retries: int = 5, throttle_delay_secs: int = 1):
+                 timeout: float = 60.0, num_retries: int = 5, throttle_delay_secs: int = 1, tls=None):
         super().__init__(namespace="zoo_served", num_retries=num_retries, throttle_delay_secs=throttle_delay_secs,
                          retry_filter=lambda error: isinstance(error, Unavailable))
         if via not in ("grpc", "rest"):
             raise ClientError(f"via must be grpc or rest, got '{via}'")
         self.address, self.via, self.max_batch_size, self.timeout = address, via, max_batch_size, timeout
+        self.tls = tls  # a zoo.client.ClientTls (files are read by each worker)
         self.target = ModelTarget(model, version, label, signature_name)
 
     def create_client(self):
@@ -119,7 +121,7 @@ class ServedModelHandler(RemoteModelHandler):
         from zoo.client.rest import RestClient
 
         client_class = GrpcClient if self.via == "grpc" else RestClient
-        return client_class(self.address, timeout=self.timeout, retries=0)
+        return client_class(self.address, timeout=self.timeout, retries=0, tls=self.tls)
 
     def signature(self) -> SignatureInfo:
         """The served signature, from the server's metadata."""

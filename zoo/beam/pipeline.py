@@ -217,11 +217,11 @@ def job_from(args) -> Job:
     if args.saved_model:
         handler = SavedModelHandler(args.saved_model, args.signature)
     else:
-        from zoo.client import default_address
+        from zoo.client import ClientTls, default_address
 
         handler = ServedModelHandler(args.server or default_address(args.via), args.model, via=args.via,
                                      version=args.version, label=args.label, signature_name=args.signature,
-                                     timeout=args.timeout)
+                                     timeout=args.timeout, tls=ClientTls.from_args(args))
     return Job(input=str(args.input), output=str(args.output), handler=handler, file_format=args.format,
                errors=args.errors, keys=args.keys, chunk_rows=args.batch_size)
 

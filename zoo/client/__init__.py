@@ -6,7 +6,7 @@ interface, DataFrames in and out; and batch predictions from a CSV file (`zoo.cl
         predictions = client.predict("dnn-regressor", frame)
 """
 
-from zoo.client.base import ClientError, ModelClient, Unavailable
+from zoo.client.base import ClientError, ClientTls, ModelClient, Unavailable
 from zoo.client.grpc_client import DEFAULT_GRPC_ADDRESS, GrpcClient
 from zoo.client.rest import DEFAULT_REST_ADDRESS, RestClient
 
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_GRPC_ADDRESS",
     "DEFAULT_REST_ADDRESS",
     "ClientError",
+    "ClientTls",
     "GrpcClient",
     "ModelClient",
     "RestClient",

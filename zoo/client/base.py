@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import ssl
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,11 +75,54 @@ def model_target(name: str, version: int | None = None, label: str | None = None
         raise ClientError(str(error)) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientTls:
+    """TLS for a client: the CA that signed the server's certificate (None: the system's
+    CAs), and for mutual TLS the client's certificate chain and key (PEM files)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def from_args(cls, args) -> ClientTls | None:
+        """From zoo predict's --ca-file, --client-cert and --client-key; None without them."""
+        if not (args.ca_file or args.client_cert or args.client_key):
+            return None
+        return cls(args.ca_file, args.client_cert, args.client_key)
+
+    def __post_init__(self):
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ClientError("a client certificate needs its key, and a key its certificate")
+
+    def pem(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """(CA, client key, client certificate) as PEM bytes, as gRPC's credentials take them."""
+        def read(path):
+            try:
+                return Path(path).read_bytes() if path else None
+            except OSError as error:
+                raise ClientError(f"TLS: cannot read {path}: {error.strerror or error}") from None
+
+        return read(self.ca_file), read(self.key_file), read(self.cert_file)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An SSLContext that verifies the server (and presents the client certificate)."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file:
+                context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ClientError(f"TLS: {error}") from None
+        return context
+
+
 class ModelClient(abc.ABC):
     """The interface both clients implement."""
 
-    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.2):
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.2,
+                 tls: ClientTls | None = None):
         self.address = address
+        self.tls = tls
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff

@@ -33,14 +33,22 @@ class GrpcClient(ModelClient):
         address: "host:port" of the gRPC API.
         timeout: the deadline of each call, in seconds.
         retries: how often to retry a call that ended UNAVAILABLE; nothing else is retried.
+        tls: a ClientTls for a server started with --ssl_config_file (its CA; the client's
+            certificate for mutual TLS); None for plaintext.
     """
 
     def __init__(self, address: str = DEFAULT_GRPC_ADDRESS, **options):
         super().__init__(address, **options)
-        self._channel = grpc.insecure_channel(address, options=[
+        channel_options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-        ])
+        ]
+        if self.tls is None:
+            self._channel = grpc.insecure_channel(address, options=channel_options)
+        else:
+            ca, key, cert = self.tls.pem()
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+            self._channel = grpc.secure_channel(address, credentials, options=channel_options)
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 

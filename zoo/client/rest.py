@@ -24,6 +24,8 @@ class RestClient(ModelClient):
         timeout: seconds per request.
         retries: how often to retry a request the server could not take (connection
             refused or reset, 503); other errors are never retried.
+        tls: a ClientTls for HTTPS (the server's CA; the client's certificate for mutual
+            TLS); None for plain HTTP.
     """
 
     def __init__(self, address: str = DEFAULT_REST_ADDRESS, **options):
@@ -33,6 +35,7 @@ class RestClient(ModelClient):
             raise ClientError(f"a REST address is host:port, got '{address}'")
         self._host, self._port = host, int(port)
         self._local = threading.local()  # one connection per thread: http.client is not shared
+        self._ssl_context = self.tls.ssl_context() if self.tls is not None else None
 
     def close(self) -> None:
         """Close the HTTP session's connections."""
@@ -101,7 +104,11 @@ class RestClient(ModelClient):
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            if self._ssl_context is None:
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            else:
+                connection = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                                         context=self._ssl_context)
             self._local.connection = connection
         return connection
 

@@ -35,6 +35,7 @@ from tensorflow.python.util import deprecation
 from zoo.protocol import tensor_protos
 from zoo.protocol.names import CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD, REGRESS_METHOD, SERVE_TAG
 from zoo.server.errors import Code, ServingError, invalid_argument
+from zoo.server.object_graph_restore import restore_uninitialized
 
 log = logging.getLogger("zoo.server")
 
@@ -121,6 +122,7 @@ class Servable:
                 # deprecation notice is not for the user who starts the server.
                 with deprecation.silence():
                     self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
+            restore_uninitialized(self.session, self.graph, self.path, self.meta_graph)
         except BaseException:
             self.session.close()
             raise

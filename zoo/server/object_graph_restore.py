@@ -1,0 +1,65 @@
+"""Variables a TF1-style restore leaves out of a TF2 SavedModel, restored by its object graph.
+
+A SavedModel written by `tf.saved_model.save` under a `tf.distribute` strategy (TF Serving's
+test_distrat_sequential_keras_saved_model_save builds one) has a saver whose restore op
+writes only the strategy's wrapper variables, while the serving functions read the
+variables by their own names (`sequential/dense/kernel`), which nothing restores: loaded
+into a session, every call fails with FAILED_PRECONDITION "Could not find variable". TF2's
+loader (`tf.saved_model.load`) restores by the object graph instead: each variable node of
+the SavedObjectGraph is the same node, by number, of the checkpoint's TrackableObjectGraph,
+whose VARIABLE_VALUE attribute names the checkpoint key holding its value. This does the
+same for exactly the variables still uninitialized after the session restore, so TF1
+exports and ordinary TF2 exports pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, trackable_object_graph_pb2
+
+log = logging.getLogger("zoo.server")
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def restore_uninitialized(session, graph: tf.Graph, export_dir: Path, meta_graph: meta_graph_pb2.MetaGraphDef) -> int:
+    """Assign every uninitialized resource variable that the object graph maps to a
+    checkpoint value; returns how many were restored."""
+    if not meta_graph.HasField("object_graph_def"):
+        return 0  # a TF1 export: its saver restores everything it has
+    handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    if not handles:
+        return 0
+    with graph.as_default():
+        checks = [tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles]
+    missing = {op.get_attr("shared_name").decode() or op.name: op
+               for op, ready in zip(handles, session.run(checks)) if not ready}
+    if not missing:
+        return 0
+    reader = tf.train.load_checkpoint(str(Path(export_dir) / "variables" / "variables"))
+    if not reader.has_tensor(_OBJECT_GRAPH_KEY):
+        return 0
+    checkpoint_graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    checkpoint_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    assignments, feeds = [], {}
+    with graph.as_default():
+        for number, node in enumerate(meta_graph.object_graph_def.nodes):
+            op = missing.get(node.variable.name) if node.WhichOneof("kind") == "variable" else None
+            if op is None or number >= len(checkpoint_graph.nodes):
+                continue
+            key = next((a.checkpoint_key for a in checkpoint_graph.nodes[number].attributes
+                        if a.name == "VARIABLE_VALUE"), None)
+            if key is None or not reader.has_tensor(key):
+                continue
+            value = reader.get_tensor(key)
+            placeholder = tf.compat.v1.placeholder(op.get_attr("dtype"), shape=value.shape)
+            assignments.append(tf.raw_ops.AssignVariableOp(resource=op.outputs[0], value=placeholder))
+            feeds[placeholder] = value
+    if assignments:
+        session.run(assignments, feed_dict=feeds)
+        log.info("%s: restored %d variable(s) through the SavedModel's object graph (saved under a "
+                 "tf.distribute strategy)", export_dir, len(assignments))
+    return len(assignments)
