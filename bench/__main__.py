@@ -1,4 +1,5 @@
-"""python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | training [--smoke] | beam [--smoke]"""
+"""python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | edge [--smoke] [--before COMMIT]
+| training [--smoke] | beam [--smoke]"""
 
 import argparse
 import os
@@ -23,6 +24,10 @@ def main(argv=None) -> int:
     training = commands.add_parser("training", help="zoo train's epoch time against a bare model.fit")
     training.add_argument("--smoke", action="store_true", help="two epochs")
     training.add_argument("--out", default="docs", help="where training.json goes")
+    edge = commands.add_parser("edge", help="REST server libraries and floods (uvicorn, hypercorn, granian)")
+    edge.add_argument("--smoke", action="store_true", help="a handful of requests, 50-connection floods")
+    edge.add_argument("--before", help="also measure zoo serve as it was at this commit (a git worktree)")
+    edge.add_argument("--out", default="docs", help="where EDGE.md and edge.json go")
     beam = commands.add_parser("beam", help="Beam batch predictions against zoo predict (needs keras-zoo[beam])")
     beam.add_argument("--smoke", action="store_true", help="a few thousand rows, one round")
     beam.add_argument("--out", default="docs", help="where beam.json goes")
@@ -40,6 +45,11 @@ def main(argv=None) -> int:
         from bench.beam import run as run_beam
 
         run_beam(smoke=args.smoke, out_dir=args.out)
+        return 0
+    if args.command == "edge":
+        from bench.edge import run as run_edge
+
+        run_edge(smoke=args.smoke, before=args.before, out_dir=args.out)
         return 0
     if args.command == "serving":
         from bench.serving import run as run_serving

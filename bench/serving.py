@@ -61,25 +61,12 @@ BATCHING_CONFIG = ("max_batch_size { value: 4096 } batch_timeout_micros { value:
 
 def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
     """Measure every cell against in-process TensorFlow; write PERFORMANCE.md and performance.json."""
-    from zoo.datasets import load_dataset
-    from zoo.registry import create_model, model_info
-    from zoo.repository.export import export_model
-    from zoo.training.trainer import input_names
-
     budget = SMOKE if smoke else FULL
     report = {"date": datetime.date.today().isoformat(), "machine": _machine(), "smoke": smoke,
               "rounds": budget.rounds, "cells": []}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-serving-") as scratch:
         models_dir = Path(scratch) / "models"
-        rows = {}
-        for name in MODELS:
-            info = model_info(name)
-            data = load_dataset(info.dataset, task=info.task)
-            model = create_model(name, data)
-            names = input_names(model)
-            export_model(model, name=name, task=info.task, class_names=data.class_names,
-                         models_dir=models_dir, card={"task": info.task})
-            rows[name] = _tile({k: data.test.features[k] for k in names}, max(BATCH_SIZES))
+        rows = export_models(models_dir, MODELS)
         batching = Path(scratch) / "batching.config"
         batching.write_text(BATCHING_CONFIG)
         functions = {name: signature_function(models_dir / name / "1") for name in MODELS}
@@ -102,6 +89,25 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
         (out / "performance.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / "PERFORMANCE.md").write_text(markdown(report))
     return report
+
+
+def export_models(models_dir: Path, names) -> dict[str, dict[str, np.ndarray]]:
+    """Export each model (untrained: the bench measures serving, not accuracy) as version 1;
+    returns each one's test rows, tiled to the largest batch, by input name."""
+    from zoo.datasets import load_dataset
+    from zoo.registry import create_model, model_info
+    from zoo.repository.export import export_model
+    from zoo.training.trainer import input_names
+
+    rows = {}
+    for name in names:
+        info = model_info(name)
+        data = load_dataset(info.dataset, task=info.task)
+        model = create_model(name, data)
+        export_model(model, name=name, task=info.task, class_names=data.class_names,
+                     models_dir=models_dir, card={"task": info.task})
+        rows[name] = _tile({k: data.test.features[k] for k in input_names(model)}, max(BATCH_SIZES))
+    return rows
 
 
 def _machine() -> str:

@@ -23,7 +23,7 @@ from zoo.server.batching import Batcher
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import ServingError
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES, REST_THREADS
-from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server
+from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server, start_health_server
 from zoo.server.health import HealthReporter
 from zoo.server.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
 from zoo.server.manager import LoadOptions, ModelManager
@@ -55,6 +55,9 @@ class ZooServer:
         rest_tls: REST over TLS (and mutual TLS with a client CA); None for plain HTTP.
         http_limits: REST deadlines and connection limit.
         drain_seconds: how long `stop` waits for requests in flight.
+        health_port: also serve gRPC health checking alone, in plaintext, on this port (0: any
+            free port; None: not). Kubernetes' gRPC probes speak no TLS, so a server whose
+            gRPC port takes only TLS clients is probed here; no model data passes through it.
     """
 
     def __init__(self, config, *, config_dir: Path | None = None, host: str = "127.0.0.1",
@@ -64,7 +67,7 @@ class ZooServer:
                  config_poll_seconds: float = 0.0, load_options: LoadOptions | None = None,
                  grpc_options: GrpcOptions | None = None, cors: bool = False, rest_threads: int = REST_THREADS,
                  rest_tls: TlsFiles | None = None, http_limits: HttpLimits | None = None,
-                 drain_seconds: float = DRAIN_SECONDS):
+                 drain_seconds: float = DRAIN_SECONDS, health_port: int | None = None):
         self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds,
                                     options=load_options)
         self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
@@ -80,14 +83,18 @@ class ZooServer:
         self._drain_seconds = drain_seconds
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds
         self._stopping = threading.Event()
-        self.grpc_server = self.rest_server = None
-        self.grpc_port = self.rest_port = None
+        self._health_port = health_port
+        self.grpc_server = self.rest_server = self.health_server = None
+        self.grpc_port = self.rest_port = self.health_port = None
 
     def start(self) -> ZooServer:
         """Load the models and start the gRPC and REST servers; returns self."""
         self.manager.start()
         self.health.start()
         self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer)
+        if self._health_port is not None:
+            self.health_server, self.health_port = start_health_server(self.health.servicer, self.host,
+                                                                       self._health_port)
         if self._rest_port is not None:
             self.rest_server = HttpServer(self._rest_api, self.host, self._rest_port, **self._rest_edge)
             self.rest_server.start()
@@ -104,6 +111,8 @@ class ZooServer:
         self._stopping.set()
         self.health.drain()
         grpc_stopped = self.grpc_server.stop(grace=self._drain_seconds) if self.grpc_server is not None else None
+        if self.health_server is not None:
+            self.health_server.stop(grace=None)
         if self.rest_server is not None:
             self.rest_server.stop()
         if grpc_stopped is not None:
@@ -204,6 +213,7 @@ def server_from_args(args) -> ZooServer:
                                idle_seconds=args.rest_api_idle_timeout_seconds,
                                max_connections=args.rest_api_max_connections),
         drain_seconds=args.shutdown_grace_seconds,
+        health_port=args.grpc_health_port or None,
     )
 
 

@@ -107,6 +107,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     edge.add_argument("--rest_api_max_connections", type=_positive_int, default=MAX_CONNECTIONS,
                       help=f"connections served at once; a request on one more is answered 503 "
                            f"(default {MAX_CONNECTIONS})")
+    parser.add_argument("--grpc_health_port", type=int, default=0,
+                        help="zoo only: also serve grpc.health.v1 alone, in plaintext, on this port (for "
+                             "Kubernetes' gRPC probes, which speak no TLS; 0: not)")
     parser.add_argument("--shutdown_grace_seconds", type=float, default=DRAIN_SECONDS,
                         help=f"zoo only: on SIGTERM, how long requests in flight get to finish "
                              f"(default {DRAIN_SECONDS:g}, Kubernetes' grace period)")

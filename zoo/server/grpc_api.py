@@ -199,6 +199,17 @@ def server_options(channel_arguments: str) -> list[tuple[str, object]]:
     return list(options.items())
 
 
+def start_health_server(health_servicer, host: str, port: int) -> tuple[grpc.Server, int]:
+    """grpc.health.v1 alone, in plaintext, on its own port (`--grpc_health_port`)."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="zoo-health"))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the gRPC health port {host}:{port}")
+    server.start()
+    return server, bound
+
+
 def start_grpc_server(core: ServingCore, options: GrpcOptions,
                       health_servicer=None) -> tuple[grpc.Server, int | None]:
     """Start the gRPC server: TF Serving's two services, gRPC health checking (when a

@@ -9,11 +9,15 @@ loader (`tf.saved_model.load`) restores by the object graph instead: each variab
 the SavedObjectGraph is the same node, by number, of the checkpoint's TrackableObjectGraph,
 whose VARIABLE_VALUE attribute names the checkpoint key holding its value. This does the
 same for exactly the variables still uninitialized after the session restore, so TF1
-exports and ordinary TF2 exports pass through untouched.
+exports and ordinary TF2 exports pass through untouched. A variable is matched to its graph
+handle by name, and only where that is unambiguous (one variable node and one uninitialized
+handle of the name, the same dtype and shape): a subclassed model may leave variables it
+never serves uninitialized under names other layers share, and those stay as they are.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 from pathlib import Path
 
@@ -35,8 +39,10 @@ def restore_uninitialized(session, graph: tf.Graph, export_dir: Path, meta_graph
         return 0
     with graph.as_default():
         checks = [tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles]
-    missing = {op.get_attr("shared_name").decode() or op.name: op
-               for op, ready in zip(handles, session.run(checks)) if not ready}
+    uninitialized = [op for op, ready in zip(handles, session.run(checks)) if not ready]
+    handle_names = collections.Counter(op.get_attr("shared_name").decode() or op.name for op in uninitialized)
+    missing = {name: op for op in uninitialized
+               if handle_names[name := op.get_attr("shared_name").decode() or op.name] == 1}
     if not missing:
         return 0
     reader = tf.train.load_checkpoint(str(Path(export_dir) / "variables" / "variables"))
@@ -44,17 +50,22 @@ def restore_uninitialized(session, graph: tf.Graph, export_dir: Path, meta_graph
         return 0
     checkpoint_graph = trackable_object_graph_pb2.TrackableObjectGraph()
     checkpoint_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    nodes = meta_graph.object_graph_def.nodes
+    names = collections.Counter(node.variable.name for node in nodes if node.WhichOneof("kind") == "variable")
     assignments, feeds = [], {}
     with graph.as_default():
-        for number, node in enumerate(meta_graph.object_graph_def.nodes):
+        for number, node in enumerate(nodes):
             op = missing.get(node.variable.name) if node.WhichOneof("kind") == "variable" else None
-            if op is None or number >= len(checkpoint_graph.nodes):
+            if op is None or names[node.variable.name] != 1 or number >= len(checkpoint_graph.nodes):
                 continue
             key = next((a.checkpoint_key for a in checkpoint_graph.nodes[number].attributes
                         if a.name == "VARIABLE_VALUE"), None)
             if key is None or not reader.has_tensor(key):
                 continue
             value = reader.get_tensor(key)
+            if not tf.TensorShape(op.get_attr("shape")).is_compatible_with(value.shape) or \
+                    tf.as_dtype(op.get_attr("dtype")) != tf.as_dtype(value.dtype):
+                continue
             placeholder = tf.compat.v1.placeholder(op.get_attr("dtype"), shape=value.shape)
             assignments.append(tf.raw_ops.AssignVariableOp(resource=op.outputs[0], value=placeholder))
             feeds[placeholder] = value
