@@ -4,6 +4,7 @@ and every TF Serving config it mounts parsed with the protos."""
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_every_mounted_serving_config_parses_with_the_protos(compose, tmp_path):
 
 def test_the_trainer_writes_where_serving_reads(compose):
     trainer = compose["services"]["trainer"]
-    assert trainer["build"] == "." and (REPO / "Dockerfile").is_file()
+    assert trainer["build"] == {"context": ".", "target": "trainer"} and (REPO / "Dockerfile").is_file()
     mounts = _mounts(trainer)
     models_in_trainer = str(Path(trainer["working_dir"]) / "models")
     assert mounts[models_in_trainer][0] == REPO / "models"
@@ -121,9 +122,36 @@ def test_the_dockerfile_installs_the_package_with_zoo_as_entry_point():
     assert 'ENTRYPOINT ["zoo"]' in lines
 
 
-def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeypatch):
-    import json
+def _dockerfile_stages() -> dict[str, list[str]]:
+    """The Dockerfile's instructions by stage name (FROM ... AS name)."""
+    stages, current = {}, None
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            current = line.split(" AS ")[-1].strip()
+            stages[current] = []
+        stages[current].append(line)
+    return stages
 
+
+def test_the_zoo_serve_image_and_service_run_zoo_serve_with_tf_servings_flags(compose):
+    stages = _dockerfile_stages()
+    assert list(stages) == ["trainer", "zoo-serve"] and stages["zoo-serve"][0] == "FROM trainer AS zoo-serve"
+    entrypoint = json.loads(next(line for line in stages["zoo-serve"] if line.startswith("ENTRYPOINT"))[11:])
+    assert entrypoint[:2] == ["zoo", "serve"]
+    service = compose["services"]["zoo-serve"]
+    assert service["build"] == {"context": ".", "target": "zoo-serve"}
+    flags = _serving_flags(entrypoint[2:] + service["command"])
+    assert flags.bind_address == "0.0.0.0" and flags.grpc_health_port == 8502
+    # The same flags as the TF Serving service: either server on the same folder.
+    assert service["command"] == compose["services"]["serving"]["command"]
+    assert {p.split(":")[1] for p in service["ports"]} == {"8500", "8501", "8502"}
+    assert _host_path(service, flags.batching_parameters_file.as_posix()) == REPO / "serving" / "batching.config"
+
+
+def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeypatch):
     from zoo.cli import build_parser
     from zoo.training.distribution import role
 
@@ -132,7 +160,7 @@ def test_the_multi_worker_example_is_one_cluster_with_one_chief(compose, monkeyp
     assert len(workers) == 2
     clusters, roles, commands = [], [], []
     for service in workers.values():
-        assert service["build"] == "." and service["profiles"] == ["multi-worker"]
+        assert service["build"] == services["trainer"]["build"] and service["profiles"] == ["multi-worker"]
         assert _mounts(service) == _mounts(services["trainer"])  # exports land where serving reads
         tf_config = service["environment"]["TF_CONFIG"]
         clusters.append(json.loads(tf_config)["cluster"])

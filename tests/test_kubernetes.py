@@ -74,7 +74,7 @@ def test_a_misspelt_field_is_caught_by_the_validation(base):
 
 
 def test_the_kustomizations_name_files_that_exist():
-    for folder in (BASE, DEPLOY / "overlays" / "bucket"):
+    for folder in (BASE, *(DEPLOY / "overlays").iterdir()):
         kustomization = _documents(folder / "kustomization.yaml")[0]
         assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
         for name in kustomization.get("resources", []):
@@ -188,3 +188,49 @@ def test_the_kserve_inference_service_serves_a_zoo_model_folder_with_the_tensorf
     *_, parent, name = model["storageUri"].rstrip("/").split("/")
     assert parent == "models" and name in list_models() and not name.isdigit()
     assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"]
+
+
+def _merge_container(base: dict, patch: dict) -> dict:
+    """A strategic merge of one container, as kustomize does it for these fields: maps merge,
+    null deletes, ports and volumeMounts merge by their keys, args are replaced."""
+    merged = json.loads(json.dumps(base))
+    for key, value in patch.items():
+        if key in ("ports", "volumeMounts"):
+            index = "containerPort" if key == "ports" else "mountPath"
+            kept = {item[index]: item for item in merged.get(key, [])}
+            kept.update({item[index]: item for item in value})
+            merged[key] = list(kept.values())
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {k: v for k, v in {**merged[key], **value}.items() if v is not None}
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_the_zoo_serve_overlay_runs_zoo_serve_with_tls_from_a_secret_and_grpc_health_probes(base):
+    overlay = DEPLOY / "overlays" / "zoo-serve"
+    kustomization = _documents(overlay / "kustomization.yaml")[0]
+    assert kustomization["resources"] == ["../../base"]
+    (patch,) = _documents(overlay / kustomization["patches"][0]["path"])
+    assert patch["metadata"]["name"] == base["Deployment"]["metadata"]["name"]
+    spec = patch["spec"]["template"]["spec"]
+    (container_patch,) = spec["containers"]
+    container = _merge_container(_container(base["Deployment"]), container_patch)
+    _validate_fragment(container, "container-v1.json")  # one handler a probe: the HTTP ones are gone
+    assert container["image"].startswith("keras-zoo-serve:")  # the Dockerfile's zoo-serve target
+    flags = _serving_flags(container["args"])
+    # The base's TF Serving flags, all kept, plus TLS and the drain.
+    assert container["args"][:len(_container(base["Deployment"])["args"])] == _container(base["Deployment"])["args"]
+    assert flags.shutdown_grace_seconds < spec["terminationGracePeriodSeconds"]
+    (tls_volume,) = spec["volumes"]
+    _validate_fragment(tls_volume, "volume-v1.json")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == tls_volume["name"])
+    for path in (flags.ssl_config_file, flags.rest_api_ssl_cert_file, flags.rest_api_ssl_key_file):
+        assert path.parent.as_posix() == mount["mountPath"]  # every TLS file comes from the Secret
+    # The image starts with --grpc_health_port=8502 (Dockerfile): the probes ask that port.
+    entrypoint = next(line for line in (REPO / "Dockerfile").read_text().splitlines()
+                      if line.startswith("ENTRYPOINT") and "serve" in line)
+    health_port = _serving_flags(json.loads(entrypoint[11:])[2:]).grpc_health_port
+    assert container["readinessProbe"]["grpc"] == {"port": health_port, "service": ""}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["grpc-health"] == health_port and container["livenessProbe"]["tcpSocket"]["port"] == "grpc-health"

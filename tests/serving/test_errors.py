@@ -33,6 +33,9 @@ REST_CASES = [
      "Could not find version 9 of model half_plus_two"),
     ("malformed JSON", "POST", "/v1/models/half_plus_two:predict", b'{"instances": [1.0,', 400, "JSON Parse error"),
     ("empty body", "POST", "/v1/models/half_plus_two:predict", b"", 400, "The document is empty"),
+    # RapidJSON: an integer past 64 bits becomes a double, and one past the doubles is refused.
+    ("10**400", "POST", "/v1/models/half_plus_two:predict", b'{"instances": [1' + b"0" * 400 + b"]}", 400,
+     "JSON Parse error: Number too big to be stored in double."),
     ("not an object", "POST", "/v1/models/half_plus_two:predict", [1, 2], 400, "Is not object"),
     ("neither inputs nor instances", "POST", "/v1/models/half_plus_two:predict", {"rows": [1.0]}, 400,
      "Missing 'inputs' or 'instances' key"),

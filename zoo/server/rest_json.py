@@ -59,6 +59,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _json_int(text: str) -> int | float:
+    """An integer as RapidJSON reads it: int64/uint64 as it is, a larger one as a double,
+    and one past the double range refused (orjson refuses anything over 64 bits, so such
+    numbers reach this parser)."""
+    value = int(text)
+    if -(2**63) <= value < 2**64:
+        return value
+    return _finite_float(text)
+
+
 # Python's json messages -> RapidJSON's (rapidjson/error/en.h), which TF Serving answers with.
 _RAPIDJSON_WORDS = {
     "Expecting value": "Invalid value.",
@@ -81,7 +91,7 @@ def _parse_leniently(body: bytes):
     start = len(text) - len(text.lstrip(" \t\n\r"))
     if start == len(text):
         raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {start}")
-    decoder = json.JSONDecoder(parse_float=_finite_float)
+    decoder = json.JSONDecoder(parse_float=_finite_float, parse_int=_json_int)
     try:
         document, _ = decoder.raw_decode(text, start)
     except _NumberTooBig:
