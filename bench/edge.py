@@ -8,7 +8,7 @@ Each candidate serves the same models with the zoo's own REST application, in it
 process: `zoo serve` (uvicorn, httptools, uvloop), the same application under uvicorn's h11
 parser on asyncio, under hypercorn, and under granian (bench/edge_servers.py), and, with
 --before, `zoo serve` as it was at a commit (the thread-a-connection http.server the edge
-replaced). For each: REST cells of dnn-regressor (1 row at concurrency 1, 8 and 32; 64 and
+replaced). For each: REST cells of dnn-regressor (1 and 64 rows at concurrency 1, 8 and 32;
 4,096 rows at 1) as `python -m bench serving` measures them (ratio = served rows/s over
 in-process rows/s, alternating rounds), then two floods of FLOOD connections:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from bench import serving
 
 MODEL = "dnn-regressor"
-CELLS = ((1, 1), (1, 8), (1, 32), (64, 1), (4096, 1))
+CELLS = ((1, 1), (1, 8), (1, 32), (64, 1), (64, 8), (64, 32), (4096, 1))
 FLOOD, SMOKE_FLOOD = 2000, 50
 HEADER_DEADLINE = 5.0  # zoo serve's, for the slow-header flood (the default is 30 s)
 

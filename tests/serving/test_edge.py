@@ -344,7 +344,7 @@ def test_stop_drains_every_request_in_flight_on_both_ports_and_health_says_not_s
         _post(embedded.rest_port, timeout=2)
 
 
-def test_the_zoo_clients_and_zoo_predict_speak_mutual_tls(start, tmp_path, pki):
+def test_the_zoo_clients_zoo_predict_and_beam_speak_mutual_tls(start, tmp_path, pki):
     from zoo.cli import main
     from zoo.client import ClientError, ClientTls, GrpcClient, RestClient
 
@@ -367,3 +367,12 @@ def test_the_zoo_clients_and_zoo_predict_speak_mutual_tls(start, tmp_path, pki):
                      "--server", f"127.0.0.1:{port}", "--ca-file", str(ca), "--client-cert", str(cert),
                      "--client-key", str(key)]) == 0
         assert output.read_text().splitlines()[1:] == ["a,2.5", "b,3.5"]
+    pytest.importorskip("apache_beam")
+    from zoo.beam.pipeline import main as beam_main
+
+    prefix = tmp_path / "beam" / "predictions"
+    assert beam_main(["half_plus_two", "--input", str(rows), "--output", str(prefix), "--via", "grpc",
+                      "--server", f"127.0.0.1:{embedded.grpc_port}", "--ca-file", str(ca), "--client-cert", str(cert),
+                      "--client-key", str(key)]) == 0
+    (shard,) = prefix.parent.glob("predictions-[0-9]*-of-*")
+    assert sorted(shard.read_text().splitlines()[1:]) == ["a,2.5", "b,3.5"]

@@ -236,6 +236,20 @@ def test_a_config_reload_adds_and_removes_models(start, tmp_path):
     assert server.rest("GET", "/v1/models/half_plus_two")[0] == 404
 
 
+def test_a_reload_asking_for_request_logging_is_refused_by_name_and_the_config_stays(start, tmp_path):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    server = start()
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name="half_plus_two", base_path=str(_versions(tmp_path)),
+                                                model_platform="tensorflow")
+    entry.logging_config.sampling_config.sampling_rate = 1.0
+    with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as refused:
+        model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+            model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "logging_config" in refused.value.details()
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
+
+
 def test_a_removed_newest_version_rolls_back_to_the_one_before(start, tmp_path):
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     write_half_plus(_versions(tmp_path) / "2", 3.0)
@@ -244,6 +258,37 @@ def test_a_removed_newest_version_rolls_back_to_the_one_before(start, tmp_path):
     shutil.rmtree(_versions(tmp_path) / "2")
     assert _wait_for(lambda: server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]})[1]
                      == {"predictions": [3.0]})
+
+
+def test_the_only_version_deleted_while_serving_is_unloaded_and_said_so(start, tmp_path, caplog):
+    """TF Serving unloads a version that leaves the file system; the zoo kept it AVAILABLE."""
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    server = start()
+    assert _states(server) == {1: "AVAILABLE"}
+    with caplog.at_level("WARNING", logger="zoo.server"):
+        shutil.rmtree(_versions(tmp_path) / "1")
+        assert _wait_for(lambda: _states(server) == {1: "END"})
+    assert any("half_plus_two version 1 is gone from" in r.getMessage() and str(_versions(tmp_path)) in r.getMessage()
+               for r in caplog.records)
+    status, body = server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]})
+    assert status == 404 and "Servable not found" in body["error"]
+
+
+def test_a_base_path_replaced_by_a_file_is_named_once_and_serving_resumes_when_it_is_back(start, tmp_path, caplog):
+    write_half_plus(_versions(tmp_path) / "1", 2.0)
+    server = start()
+    kept = tmp_path / "kept"
+    with caplog.at_level("INFO", logger="zoo.server"):
+        _versions(tmp_path).rename(kept)
+        _versions(tmp_path).write_text("not a folder")
+        assert _wait_for(lambda: _states(server) == {1: "END"})
+        time.sleep(0.5)  # several polls: still one message
+        faults = [r for r in caplog.records if "is not a directory" in r.getMessage()]
+        assert len(faults) == 1 and faults[0].levelname == "ERROR" and str(_versions(tmp_path)) in faults[0].getMessage()
+        _versions(tmp_path).unlink()
+        kept.rename(_versions(tmp_path))
+        assert _wait_for(lambda: _states(server) == {1: "AVAILABLE"})
+    assert any("can be read again" in r.getMessage() for r in caplog.records)
 
 
 def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path, caplog):

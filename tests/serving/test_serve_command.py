@@ -98,3 +98,40 @@ def test_the_shipped_serving_configs_parse_with_tf_servings_field_names():
     assert batching.enable_large_batch_splitting.value and batching.num_batch_threads.value == 2
     monitoring = load_monitoring_config(REPO / "serving/monitoring.config")
     assert monitoring.prometheus_config.enable and monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"
+
+
+@pytest.mark.parametrize(("file_text", "flag", "named"), [
+    ('model_config_list { config { name: "m" base_path: "/models/m" model_platform: "tensorflow" '
+     'logging_config { sampling_config { sampling_rate: 1.0 } } } }', "--model_config_file",
+     "model_config_list.config[0].logging_config"),
+    ("max_batch_size { value: 8 } allowed_batch_sizes: 4 allowed_batch_sizes: 8", "--batching_parameters_file",
+     "allowed_batch_sizes"),
+    ("max_batch_size { value: 8 } pad_variable_length_inputs: true", "--batching_parameters_file",
+     "pad_variable_length_inputs"),
+])
+def test_a_config_field_zoo_serve_does_not_honour_is_refused_by_name(tmp_path, capsys, file_text, flag, named):
+    from zoo.cli import main
+
+    config = tmp_path / "file.config"
+    config.write_text(file_text)
+    argv = ["serve", f"{flag}={config}"]
+    if flag == "--batching_parameters_file":
+        argv += ["--enable_batching", "--model_base_path", str(tmp_path), "--model_name", "m"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not honoured by zoo serve" in err and named in err and str(config) in err
+
+
+def test_tf_servings_production_flags_are_taken_and_the_substitutes_said(tmp_path, caplog):
+    from zoo.cli import build_parser
+    from zoo.server.app import server_from_args
+
+    args = build_parser().parse_args([
+        "serve", "--model_name=m", f"--model_base_path={tmp_path}", "--rest_api_num_threads=5",
+        "--enable_per_model_batching_parameters", f"--thread_pool_factory_config_file={tmp_path / 'pools.config'}"])
+    with caplog.at_level("WARNING", logger="zoo.server"):
+        server = server_from_args(args)
+    assert server._rest_executor._max_workers == 5
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "--enable_per_model_batching_parameters" in said and "--thread_pool_factory_config_file" in said
+    server._rest_executor.shutdown()

@@ -25,6 +25,53 @@ log = logging.getLogger("zoo.server")
 # `zoo serve` reading the same file maps them to the config file's own folder.
 
 
+# Fields of TF Serving's config protos that zoo serve parses but does not act on, with what
+# it does instead. A file (or a HandleReloadConfigRequest) that sets one is refused, naming the
+# field: a setting that silently does nothing is worse than a refusal.
+UNHONOURED_FIELDS = {
+    "tensorflow.serving.ModelConfig": {
+        "logging_config": "request logging is not implemented (TF Serving's open-source build refuses it "
+                          "too: 'No request-logger-creator provided')",
+    },
+    "tensorflow.serving.BatchingParameters": {
+        "thread_pool_name": "every batch runs on the zoo's batch threads",
+        "allowed_batch_sizes": "batches run at their own size, not padded to allowed sizes",
+        "pad_variable_length_inputs": "inputs are not padded; requests in one batch need equal shapes",
+    },
+}
+
+
+def unhonoured_field(message, prefix: str = "") -> str | None:
+    """The first field set in `message` (or in a message inside it) that zoo serve does not
+    honour, as "path: why", or None."""
+    refused = UNHONOURED_FIELDS.get(message.DESCRIPTOR.full_name, {})
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.name in refused:
+            return f"{path}: {refused[field.name]}"
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:  # version_labels: plain values, nothing inside
+            children = list(value.values()) if field.message_type.fields_by_name["value"].message_type else []
+        elif field.label == field.LABEL_REPEATED:
+            children = list(value)
+        else:
+            children = [value]
+        for index, child in enumerate(children):
+            repeated = field.label == field.LABEL_REPEATED
+            found = unhonoured_field(child, f"{path}[{index}]." if repeated else f"{path}.")
+            if found:
+                return found
+    return None
+
+
+def refuse_unhonoured(message, path) -> None:
+    """Raise a ConfigError naming a field that zoo serve would not honour (see above)."""
+    found = unhonoured_field(message)
+    if found:
+        raise ConfigError(f"{path}: not honoured by zoo serve, so refused rather than ignored: {found}")
+
+
 def parse_text_proto(path: Path, message):
     """Parse a text-format proto file into `message`, or raise ConfigError naming the file."""
     try:
@@ -41,6 +88,7 @@ def parse_text_proto(path: Path, message):
 def load_model_config_file(path: Path) -> model_server_config_pb2.ModelServerConfig:
     """Parse a models.config text proto, with TF Serving's error text on failure."""
     config = parse_text_proto(path, model_server_config_pb2.ModelServerConfig())
+    refuse_unhonoured(config, path)
     if config.WhichOneof("config") != "model_config_list":
         raise ConfigError(f"{path}: only model_config_list is supported (not custom_model_config)")
     names = [entry.name for entry in config.model_config_list.config]
@@ -77,6 +125,7 @@ def write_model_config_file(path: Path, base_paths: Mapping[str, str | Path]) ->
 def load_batching_parameters(path: Path | None):
     """The batching file's parameters, with TF Serving's defaults for what it leaves out."""
     parameters = BatchingParameters() if path is None else parse_text_proto(path, BatchingParameters())
+    refuse_unhonoured(parameters, path)
     defaults = {"max_batch_size": 1000, "batch_timeout_micros": 0, "max_enqueued_batches": 10,
                 "num_batch_threads": 4}  # BasicBatchScheduler's defaults in TF Serving
     for field, value in defaults.items():

@@ -24,6 +24,7 @@ import dataclasses
 import gc
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from zoo.protocol.names import SERVE_TAG
 from zoo.repository import policy_versions, version_folders
-from zoo.server.config import resolve_base_path
+from zoo.server.config import resolve_base_path, unhonoured_field
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
 from zoo.server.servable import Servable
 from zoo.server.warmup import warm_up
@@ -107,6 +108,7 @@ class ModelManager:
         self._poll_seconds = poll_seconds
         self._heap_changed = False  # a version loaded, failed or was dropped since the last freeze
         self._warned: set[str] = set()  # folders already warned about (once, not once a poll)
+        self._base_path_faults: dict[str, str | None] = {}  # the last fault logged, by model
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._apply(config)
@@ -196,6 +198,12 @@ class ModelManager:
 
     def _sync(self, entry: ModelEntry) -> None:
         on_disk = self._versions_on_disk(entry)
+        for version, record in list(entry.versions.items()):
+            if version not in on_disk and record.state == State.AVAILABLE:
+                # As TF Serving: a version no longer on the file system is no longer aspired.
+                log.warning("%s version %d is gone from %s: unloading it", entry.config.name, version,
+                            entry.base_path)
+                self._unload(entry, record)
         aspired = policy_versions(entry.config, sorted(on_disk))
         for version in sorted(aspired, reverse=True):
             record = entry.versions.get(version)
@@ -220,8 +228,18 @@ class ModelManager:
             time.monotonic() - failed.failed_at >= options.load_retry_seconds
 
     def _versions_on_disk(self, entry: ModelEntry) -> dict[int, Path]:
-        """Version folders under the base path that stay inside it: version -> folder."""
+        """Version folders under the base path that stay inside it: version -> folder. A base
+        path that cannot be read is logged once per fault, naming the path and the cause."""
         base = entry.base_path
+        fault = base_path_fault(entry.config.name, base)
+        if fault != self._base_path_faults.get(entry.config.name):  # once a fault, not once a poll
+            if fault is not None:
+                log.error("%s", fault)
+            else:
+                log.info("the base path %s of model %s can be read again", base, entry.config.name)
+            self._base_path_faults[entry.config.name] = fault
+        if fault is not None:
+            return {}
         root = os.path.realpath(base)
         found = {}
         for version, folder in version_folders(base).items():
@@ -245,6 +263,8 @@ class ModelManager:
         log.info("loading %s version %d from %s", name, version, path)
         options = self.options
         try:
+            if not os.access(path, os.R_OK | os.X_OK):  # the loader would say the files do not exist
+                raise PermissionError(f"permission denied reading {path}")
             servable = Servable(name, version, path, tags=options.tags, session_config=options.session_config,
                                 check_method_names=options.check_method_names)
             replayed = warm_up(servable, options.warmup_iterations) if options.warmup else 0
@@ -328,6 +348,21 @@ class ModelManager:
         return response
 
 
+def base_path_fault(name: str, base: Path) -> str | None:
+    """Why a model's base path yields no versions, or None when it can be listed."""
+    try:
+        mode = os.stat(base).st_mode
+    except FileNotFoundError:
+        return f"Could not find base path {base} for servable {name}"  # TF Serving's words
+    except OSError as error:
+        return f"cannot read the base path {base} of model {name}: {error.strerror}"
+    if not stat.S_ISDIR(mode):
+        return f"the base path {base} of model {name} is not a directory"
+    if not os.access(base, os.R_OK | os.X_OK):
+        return f"cannot read the base path {base} of model {name}: permission denied"
+    return None
+
+
 def _copy(model_config):
     copy = model_server_config_pb2.ModelConfig()
     copy.CopyFrom(model_config)
@@ -338,6 +373,8 @@ def validate_model_config_list(config_list) -> None:
     """ServerCore's checks of a ModelConfigList: unique names, the tensorflow platform."""
     seen = set()
     for model in config_list.config:
+        if (unhonoured := unhonoured_field(model)) is not None:
+            raise invalid_argument(f"model {model.name}: not honoured by zoo serve, so refused: {unhonoured}")
         if model.name in seen:
             raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
         seen.add(model.name)
