@@ -72,10 +72,7 @@ def run(*, smoke: bool = False, before: str | None = None, out_dir: str = "docs"
                 print(f"{name:<40} idle {result['idle']}", flush=True)
             report["candidates"].append(result)
     if not smoke:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "edge.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "EDGE.md").write_text(markdown(report))
+        serving.write_report(Path(out_dir), "edge.json", report, "EDGE.md", markdown(report))
     return report
 
 

@@ -84,11 +84,15 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
         report["lifecycle"] = lifecycle.run(models_dir, Path(scratch), rows["dnn-regressor"], smoke=smoke)
         print(json.dumps(report["lifecycle"], indent=1), flush=True)
     if not smoke:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "performance.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "PERFORMANCE.md").write_text(markdown(report))
+        write_report(Path(out_dir), "performance.json", report, "PERFORMANCE.md", markdown(report))
     return report
+
+
+def write_report(out: Path, json_name: str, report: dict, markdown_name: str, text: str) -> None:
+    """A benchmark's report as JSON and as Markdown under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / json_name).write_text(json.dumps(report, indent=2) + "\n")
+    (out / markdown_name).write_text(text)
 
 
 def export_models(models_dir: Path, names) -> dict[str, dict[str, np.ndarray]]:

@@ -12,9 +12,9 @@ As TF Serving's http_server.cc and http_rest_api_handler.cc: any other request u
 path`; OPTIONS is a CORS preflight, answered 200 when it has an http(s) Origin and 400
 otherwise; `--rest_api_enable_cors_support` adds the CORS headers to every answer. Errors
 are `{"error": "..."}` with TF Serving's HTTP status for the error's code. A body over the
-limit is refused with 413 as soon as its size is known (before it is read) and the
-connection closed. HTTP framing, deadlines for slow clients and TLS are the server's
-(`zoo.server.http_server`).
+limit is refused with 413 as soon as its size is known, before it is read (the server then
+drops what the client still sends for a moment and closes). HTTP framing, deadlines for slow
+clients and TLS are the server's (`zoo.server.http_server`).
 
 The application runs on the event loop and does no model work there: the JSON, the model
 call and the answer's JSON run on a thread pool (`--rest_api_num_threads`), so a slow model
