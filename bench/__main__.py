@@ -1,5 +1,5 @@
 """python -m bench quality [--quick] [--only NAME ...] | serving [--smoke] | edge [--smoke] [--before COMMIT]
-| training [--smoke] | beam [--smoke]"""
+| memory [--smoke] | training [--smoke] | beam [--smoke]"""
 
 import argparse
 import os
@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     edge.add_argument("--smoke", action="store_true", help="a handful of requests, 50-connection floods")
     edge.add_argument("--before", help="also measure zoo serve as it was at this commit (a git worktree)")
     edge.add_argument("--out", default="docs", help="where EDGE.md and edge.json go")
+    memory = commands.add_parser("memory", help="zoo serve's peak memory per request against its size")
+    memory.add_argument("--smoke", action="store_true", help="small requests")
+    memory.add_argument("--out", default="docs", help="where MEMORY.md and memory.json go")
     beam = commands.add_parser("beam", help="Beam batch predictions against zoo predict (needs keras-zoo[beam])")
     beam.add_argument("--smoke", action="store_true", help="a few thousand rows, one round")
     beam.add_argument("--out", default="docs", help="where beam.json goes")
@@ -50,6 +53,11 @@ def main(argv=None) -> int:
         from bench.edge import run as run_edge
 
         run_edge(smoke=args.smoke, before=args.before, out_dir=args.out)
+        return 0
+    if args.command == "memory":
+        from bench.memory import run as run_memory
+
+        run_memory(smoke=args.smoke, out_dir=args.out)
         return 0
     if args.command == "serving":
         from bench.serving import run as run_serving

@@ -376,3 +376,54 @@ def test_the_zoo_clients_zoo_predict_and_beam_speak_mutual_tls(start, tmp_path, 
                       "--client-key", str(key)]) == 0
     (shard,) = prefix.parent.glob("predictions-[0-9]*-of-*")
     assert sorted(shard.read_text().splitlines()[1:]) == ["a,2.5", "b,3.5"]
+
+
+# -- the memory budget for requests in flight ----------------------------------------------------
+
+
+def _big_rest_body(numbers: int) -> bytes:
+    return json.dumps({"instances": [1.0] * numbers}).encode()
+
+
+def _big_grpc_request(numbers: int) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(numbers, np.float32)))
+    return request
+
+
+def test_a_request_over_the_whole_memory_budget_is_refused_before_it_is_decoded(start):
+    budget = 1 << 20
+    server = start(["half_plus_two"], request_memory_budget=budget)
+    body = _big_rest_body(30_000)  # 150 KB: about 2.5 MB to decode
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
+    assert status == 413 and "--request_memory_budget_bytes" in answer["error"] and str(budget) in answer["error"]
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(_big_grpc_request(100_000), timeout=10)  # 400 KB: 4 MB
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--request_memory_budget_bytes" in refused.value.details()
+        assert list(stub.Predict(_big_grpc_request(3), timeout=10).outputs["y"].float_val) == [2.5] * 3
+    assert server.embedded.budget.in_flight == 0  # every reservation given back
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})[0] == 200
+
+
+def test_requests_wait_for_room_in_the_budget_and_are_refused_503_when_none_comes(start):
+    server = start(["half_plus_two"], request_memory_budget=4 << 20)
+    budget = server.embedded.budget
+    budget.reserve(3 << 20)  # as if large requests were being decoded
+    body = _big_rest_body(20_000)  # 100 KB: 1.7 MB, no room
+    started = time.monotonic()
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
+    assert status == 503 and "Server busy" in answer["error"] and time.monotonic() - started >= budget.wait_seconds
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as busy:
+            stub.Predict(_big_grpc_request(50_000), timeout=10)  # 200 KB: 2 MB, no room
+        assert busy.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # Room that comes within the wait admits the request.
+        threading.Timer(0.3, budget.release, args=(3 << 20,)).start()
+        status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
+        assert status == 200 and len(answer["predictions"]) == 20_000
+    assert budget.in_flight == 0

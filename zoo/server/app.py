@@ -27,6 +27,7 @@ from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc
 from zoo.server.health import HealthReporter
 from zoo.server.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
 from zoo.server.manager import LoadOptions, ModelManager
+from zoo.server.memory_budget import MemoryBudget, default_budget_bytes
 from zoo.server.rest import RestApi, is_loopback
 
 log = logging.getLogger("zoo.server")
@@ -58,6 +59,8 @@ class ZooServer:
         health_port: also serve gRPC health checking alone, in plaintext, on this port (0: any
             free port; None: not). Kubernetes' gRPC probes speak no TLS, so a server whose
             gRPC port takes only TLS clients is probed here; no model data passes through it.
+        request_memory_budget: bytes that requests in flight may take to decode, both ports
+            together (None: a quarter of the memory this process may use; see memory_budget).
     """
 
     def __init__(self, config, *, config_dir: Path | None = None, host: str = "127.0.0.1",
@@ -67,18 +70,20 @@ class ZooServer:
                  config_poll_seconds: float = 0.0, load_options: LoadOptions | None = None,
                  grpc_options: GrpcOptions | None = None, cors: bool = False, rest_threads: int = REST_THREADS,
                  rest_tls: TlsFiles | None = None, http_limits: HttpLimits | None = None,
-                 drain_seconds: float = DRAIN_SECONDS, health_port: int | None = None):
+                 drain_seconds: float = DRAIN_SECONDS, health_port: int | None = None,
+                 request_memory_budget: int | None = None):
         self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds,
                                     options=load_options)
         self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
         self.health = HealthReporter(self.manager)
+        self.budget = MemoryBudget(request_memory_budget or default_budget_bytes())
         self.host = host
         self._grpc_options = dataclasses.replace(grpc_options or GrpcOptions(), host=host, port=grpc_port)
         self._rest_port = rest_port
         self._rest_executor = concurrent.futures.ThreadPoolExecutor(rest_threads, thread_name_prefix="zoo-rest")
         self._rest_api = RestApi(self.core, self._rest_executor, timeout_ms=rest_timeout_ms,
                                  max_body_bytes=max_body_bytes, metrics_path=metrics_path, cors=cors,
-                                 check_host=is_loopback(host))
+                                 check_host=is_loopback(host), budget=self.budget)
         self._rest_edge = {"tls": rest_tls, "limits": http_limits, "drain_seconds": drain_seconds}
         self._drain_seconds = drain_seconds
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds
@@ -91,7 +96,8 @@ class ZooServer:
         """Load the models and start the gRPC and REST servers; returns self."""
         self.manager.start()
         self.health.start()
-        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer)
+        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer,
+                                                             self.budget)
         if self._health_port is not None:
             self.health_server, self.health_port = start_health_server(self.health.servicer, self.host,
                                                                        self._health_port)
@@ -214,6 +220,7 @@ def server_from_args(args) -> ZooServer:
                                max_connections=args.rest_api_max_connections),
         drain_seconds=args.shutdown_grace_seconds,
         health_port=args.grpc_health_port or None,
+        request_memory_budget=args.request_memory_budget_bytes or None,
     )
 
 

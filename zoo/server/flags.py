@@ -107,6 +107,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     edge.add_argument("--rest_api_max_connections", type=_positive_int, default=MAX_CONNECTIONS,
                       help=f"connections served at once; a request on one more is answered 503 "
                            f"(default {MAX_CONNECTIONS})")
+    parser.add_argument("--request_memory_budget_bytes", type=int, default=0,
+                        help="zoo only: memory that requests in flight may take while decoded, both ports "
+                             "together; more wait up to 1 s, then 503 / RESOURCE_EXHAUSTED (0: a quarter of "
+                             "this machine's or container's memory)")
     parser.add_argument("--grpc_health_port", type=int, default=0,
                         help="zoo only: also serve grpc.health.v1 alone, in plaintext, on this port (for "
                              "Kubernetes' gRPC probes, which speak no TLS; 0: not)")

@@ -33,6 +33,7 @@ from zoo.protocol.names import MAX_MESSAGE_BYTES
 from zoo.server import tls
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument, not_found
+from zoo.server.memory_budget import MEMORY_PER_PROTO_BYTE, MemoryBudget, OverBudget
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 
 log = logging.getLogger("zoo.server")
@@ -42,16 +43,28 @@ MISSING_MODEL_SPEC = "Missing ModelSpec"
 
 
 def _serve(method):
-    """Run a servicer method, turning ServingErrors into the call's status."""
+    """Run a servicer method, turning ServingErrors into the call's status. A servicer with
+    a memory budget reserves the request's decoding estimate first (`memory_budget`)."""
 
     def wrapper(self, request, context):
+        budget = getattr(self, "budget", None)
+        estimate = request.ByteSize() * MEMORY_PER_PROTO_BYTE if budget is not None else 0
         try:
+            if estimate:
+                try:
+                    budget.reserve(estimate)
+                except OverBudget as refused:
+                    estimate = 0
+                    raise ServingError(Code.RESOURCE_EXHAUSTED, refused.message) from None
             return method(self, request, context)
         except ServingError as error:
             context.abort(error.code, _limited(error.message))
         except Exception as error:  # noqa: BLE001  (the server keeps serving)
             log.exception("internal error in %s", method.__name__)
             context.abort(Code.INTERNAL, _limited(f"Internal error: {type(error).__name__}: {error}"))
+        finally:
+            if estimate:
+                budget.release(estimate)
 
     wrapper.__name__ = method.__name__
     return wrapper
@@ -79,13 +92,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         core: what serves the requests.
         tensor_content: answer Predict with `tensor_content` rather than typed value fields.
         max_tensor_elements: the most elements a Predict request's inputs may declare.
+        budget: the memory budget for requests in flight (shared with REST); None for none.
     """
 
     def __init__(self, core: ServingCore, tensor_content: bool = False,
-                 max_tensor_elements: int = DEFAULT_MAX_ELEMENTS):
+                 max_tensor_elements: int = DEFAULT_MAX_ELEMENTS, budget: MemoryBudget | None = None):
         self.core = core
         self.tensor_content = tensor_content
         self.max_tensor_elements = max_tensor_elements
+        self.budget = budget
 
     @_serve
     def Predict(self, request, context):
@@ -210,8 +225,8 @@ def start_health_server(health_servicer, host: str, port: int) -> tuple[grpc.Ser
     return server, bound
 
 
-def start_grpc_server(core: ServingCore, options: GrpcOptions,
-                      health_servicer=None) -> tuple[grpc.Server, int | None]:
+def start_grpc_server(core: ServingCore, options: GrpcOptions, health_servicer=None,
+                      budget: MemoryBudget | None = None) -> tuple[grpc.Server, int | None]:
     """Start the gRPC server: TF Serving's two services, gRPC health checking (when a
     servicer is given) and server reflection, over TLS when `options.ssl_config` is set.
     Returns the server and the TCP port it bound (None without one)."""
@@ -222,7 +237,7 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions,
         options=server_options(options.channel_arguments),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core, options.tensor_content, options.max_tensor_elements), server
+        PredictionService(core, options.tensor_content, options.max_tensor_elements, budget), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     services = [prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,

@@ -44,6 +44,7 @@ from zoo.server import rest_json
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
+from zoo.server.memory_budget import MEMORY_PER_JSON_BYTE, MemoryBudget, OverBudget
 
 log = logging.getLogger("zoo.server")
 
@@ -92,11 +93,12 @@ class RestApi:
         metrics_path: where to serve Prometheus metrics; None to not serve them.
         cors: `--rest_api_enable_cors_support`.
         check_host: refuse Host headers that are not loopback names (a loopback server).
+        budget: the memory budget for requests in flight (shared with gRPC); None for none.
     """
 
     def __init__(self, core: ServingCore, executor: concurrent.futures.Executor, *, timeout_ms: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, metrics_path: str | None = None,
-                 cors: bool = False, check_host: bool = True):
+                 cors: bool = False, check_host: bool = True, budget: MemoryBudget | None = None):
         self.core = core
         self.executor = executor
         self.deadline = timeout_ms / 1000 if timeout_ms > 0 else None
@@ -104,12 +106,18 @@ class RestApi:
         self.metrics_path = metrics_path
         self.cors = cors
         self.check_host = check_host
+        self.budget = budget
 
     async def __call__(self, scope, receive, send) -> None:
         """The ASGI entry point: one HTTP request."""
         if scope["type"] != "http":
             return
-        answer = await self._answer(scope, receive)
+        reserved = [0]  # memory-budget bytes this request holds, given back when it is answered
+        try:
+            answer = await self._answer(scope, receive, reserved)
+        finally:
+            if reserved[0]:
+                self.budget.release(reserved[0])
         headers = [(b"content-type", answer.content_type)] if answer.content_type else []
         if self.cors:
             headers.extend(CORS_HEADERS)
@@ -118,11 +126,11 @@ class RestApi:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _answer(self, scope, receive) -> Answer:
+    async def _answer(self, scope, receive, reserved: list[int]) -> Answer:
         method = scope["method"]
         path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         headers = _headers(scope)
-        body = await self._read_body(headers, receive)
+        body = await self._read_body(headers, receive, reserved)
         if isinstance(body, Answer):
             return body
         refusal = self._refusal(headers)
@@ -142,14 +150,18 @@ class RestApi:
         except TimeoutError:
             return Answer.error(504, f"Deadline exceeded after {self.deadline:.3f}s")
 
-    async def _read_body(self, headers: dict[str, str], receive) -> bytes | Answer:
-        """The whole body, or the 413 that refuses it: before reading when its declared
+    async def _read_body(self, headers: dict[str, str], receive, reserved: list[int]) -> bytes | Answer:
+        """The whole body, or the answer that refuses it: 413 before reading when its declared
         length is over the limit, as soon as the chunks pass it otherwise (the server then
-        discards the rest for a moment and closes: `http_server.DeadlineHttpToolsProtocol`)."""
+        discards the rest for a moment and closes: `http_server.DeadlineHttpToolsProtocol`);
+        413 or 503 when its decoding would not fit the memory budget (`memory_budget`)."""
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return Answer.error(413, f"Request body of {declared} bytes exceeds the limit of "
-                                     f"{self.max_body_bytes} bytes")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_body_bytes:
+                return Answer.error(413, f"Request body of {declared} bytes exceeds the limit of "
+                                         f"{self.max_body_bytes} bytes")
+            if refusal := await self._reserve(int(declared), reserved):
+                return refusal
         parts, total = [], 0
         while True:
             message = await receive()
@@ -160,10 +172,25 @@ class RestApi:
             if total > self.max_body_bytes:
                 return Answer.error(413, f"Request body of more than {self.max_body_bytes} bytes exceeds the "
                                          f"limit of {self.max_body_bytes} bytes")
+            if declared is None and chunk and (refusal := await self._reserve(total, reserved)):
+                return refusal
             if chunk:
                 parts.append(chunk)
             if not message.get("more_body", False):
                 return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _reserve(self, body_bytes: int, reserved: list[int]) -> Answer | None:
+        """Grow this request's reservation to what a body of `body_bytes` costs to decode;
+        the refusal if the budget has no room for it."""
+        estimate = body_bytes * MEMORY_PER_JSON_BYTE
+        if self.budget is None or estimate <= reserved[0]:
+            return None
+        try:
+            await self.budget.reserve_async(estimate - reserved[0])
+        except OverBudget as refused:
+            return Answer.error(413 if refused.whole else 503, refused.message)
+        reserved[0] = estimate
+        return None
 
     def _serve(self, method: str, path: str, body: bytes) -> Answer:
         """One API request, on a worker thread: counted, routed, answered."""
