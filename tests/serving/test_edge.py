@@ -378,6 +378,17 @@ def test_the_zoo_clients_zoo_predict_and_beam_speak_mutual_tls(start, tmp_path, 
     assert sorted(shard.read_text().splitlines()[1:]) == ["a,2.5", "b,3.5"]
 
 
+def test_an_open_health_watch_does_not_hold_the_stop_for_the_whole_grace_period(start):
+    server = start(["half_plus_two"], drain_seconds=20)
+    channel = grpc.insecure_channel(server.grpc_address)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # a mesh's watch, never cancelled
+    started = time.monotonic()
+    server.embedded.stop()
+    assert time.monotonic() - started < 5  # no call was in flight: nothing to wait for
+    channel.close()
+
+
 # -- the memory budget for requests in flight ----------------------------------------------------
 
 
