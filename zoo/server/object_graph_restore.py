@@ -8,8 +8,10 @@ into a session, every call fails with FAILED_PRECONDITION "Could not find variab
 loader (`tf.saved_model.load`) restores by the object graph instead: each variable node of
 the SavedObjectGraph is the same node, by number, of the checkpoint's TrackableObjectGraph,
 whose VARIABLE_VALUE attribute names the checkpoint key holding its value. This does the
-same for exactly the variables still uninitialized after the session restore, so TF1
-exports and ordinary TF2 exports pass through untouched. A variable is matched to its graph
+same for exactly the variables the signatures read that are still uninitialized after the
+session restore, so TF1 exports and ordinary TF2 exports pass through untouched (a Keras 3
+export also holds uninitialized handles of the same names that no signature reads; those are
+left alone, not filled with a second copy of the weights). A variable is matched to its graph
 handle by name, and only where that is unambiguous (one variable node and one uninitialized
 handle of the name, the same dtype and shape): a subclassed model may leave variables it
 never serves uninitialized under names other layers share, and those stay as they are.
@@ -29,12 +31,33 @@ log = logging.getLogger("zoo.server")
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
+def _handles_read_by_signatures(graph: tf.Graph, meta_graph: meta_graph_pb2.MetaGraphDef) -> set:
+    """The VarHandleOps that the signatures' outputs depend on (a walk back through the
+    graph's top level, where each function call is one op taking the handles it reads)."""
+    stack = []
+    for signature in meta_graph.signature_def.values():
+        for info in signature.outputs.values():
+            try:
+                stack.append(graph.get_tensor_by_name(info.name).op)
+            except (KeyError, ValueError):
+                continue
+    seen = set()
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(tensor.op for tensor in op.inputs)
+        stack.extend(op.control_inputs)
+    return {op for op in seen if op.type == "VarHandleOp"}
+
+
 def restore_uninitialized(session, graph: tf.Graph, export_dir: Path, meta_graph: meta_graph_pb2.MetaGraphDef) -> int:
     """Assign every uninitialized resource variable that the object graph maps to a
     checkpoint value; returns how many were restored."""
     if not meta_graph.HasField("object_graph_def"):
         return 0  # a TF1 export: its saver restores everything it has
-    handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    handles = sorted(_handles_read_by_signatures(graph, meta_graph), key=lambda op: op.name)
     if not handles:
         return 0
     with graph.as_default():
