@@ -715,6 +715,23 @@ def test_distrat_sequential_keras_saved_model_save(run_server, tmp_path):
 
 
 @pytest.mark.embedded
+def test_ordinary_exports_have_nothing_for_the_object_graph_to_restore(server):
+    """Only a strategy's export needs the object-graph restore: a Keras 3 or TF2 export also
+    holds uninitialized handles, but none that a signature reads (filling them would load a
+    second copy of the weights)."""
+    from zoo.server.object_graph_restore import restore_uninitialized
+
+    for name in ("dnn-regressor", "wide-and-deep", "half_plus_two_tf2"):
+        servable = server.embedded.manager.resolve(name)
+        assert restore_uninitialized(servable.session, servable.graph, servable.path, servable.meta_graph) == 0, name
+    servable = server.embedded.manager.resolve("dnn-regressor")
+    handles = [op for op in servable.graph.get_operations() if op.type == "VarHandleOp"]
+    with servable.graph.as_default():
+        ready = servable.session.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles])
+    assert not all(ready)  # the unread handles are there, and were left empty at load
+
+
+@pytest.mark.embedded
 def test_a_bad_model_never_becomes_available(run_server, models):
     """_TestBadModel: a legacy SessionBundle export that TF Serving can no longer load. The
     version's status carries the load error; Predict finds nothing to serve."""
