@@ -416,6 +416,13 @@ def test_a_request_over_the_whole_memory_budget_is_refused_before_it_is_decoded(
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "--request_memory_budget_bytes" in refused.value.details()
         assert list(stub.Predict(_big_grpc_request(3), timeout=10).outputs["y"].float_val) == [2.5] * 3
+    # A chunked body declares nothing: its reservation grows chunk by chunk, and the total is what counts.
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192]) for i in range(0, len(body), 8192))
+    with socket.create_connection(("127.0.0.1", server.embedded.rest_port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413") and b"more than the server's whole budget" in answer
     assert server.embedded.budget.in_flight == 0  # every reservation given back
     assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})[0] == 200
 

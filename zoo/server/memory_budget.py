@@ -52,10 +52,14 @@ class MemoryBudget:
         self.in_flight = 0
         self._lock = threading.Condition()
 
-    def try_reserve(self, estimate: int) -> bool:
-        """Reserve `estimate` bytes now if they fit; raises OverBudget if they never can."""
+    def check_whole(self, estimate: int) -> None:
+        """Raise OverBudget if `estimate` bytes could never fit, however long a request waited."""
         if estimate > self.limit:
             raise OverBudget(self._whole_message(estimate), whole=True)
+
+    def try_reserve(self, estimate: int) -> bool:
+        """Reserve `estimate` bytes now if they fit; raises OverBudget if they never can."""
+        self.check_whole(estimate)
         with self._lock:
             if self.in_flight + estimate > self.limit:
                 return False

@@ -186,6 +186,7 @@ class RestApi:
         if self.budget is None or estimate <= reserved[0]:
             return None
         try:
+            self.budget.check_whole(estimate)  # a chunked body grows its reservation: the total is what counts
             await self.budget.reserve_async(estimate - reserved[0])
         except OverBudget as refused:
             return Answer.error(413 if refused.whole else 503, refused.message)
