@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import signal
 import threading
-import time
 from pathlib import Path
 
 from zoo.errors import ConfigError
@@ -24,13 +23,7 @@ from zoo.server.batching import Batcher
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import ServingError
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES, REST_THREADS
-from zoo.server.grpc_api import (
-    CallCounter,
-    GrpcOptions,
-    parse_channel_arguments,
-    start_grpc_server,
-    start_health_server,
-)
+from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server, start_health_server
 from zoo.server.health import HealthReporter
 from zoo.server.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
 from zoo.server.manager import LoadOptions, ModelManager
@@ -84,7 +77,6 @@ class ZooServer:
         self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
         self.health = HealthReporter(self.manager)
         self.budget = MemoryBudget(request_memory_budget or default_budget_bytes())
-        self._grpc_calls = CallCounter()
         self.host = host
         self._grpc_options = dataclasses.replace(grpc_options or GrpcOptions(), host=host, port=grpc_port)
         self._rest_port = rest_port
@@ -105,7 +97,7 @@ class ZooServer:
         self.manager.start()
         self.health.start()
         self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer,
-                                                             self.budget, self._grpc_calls)
+                                                             self.budget)
         if self._health_port is not None:
             self.health_server, self.health_port = start_health_server(self.health.servicer, self.host,
                                                                        self._health_port)
@@ -123,18 +115,13 @@ class ZooServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self.health.drain()
-        deadline = time.monotonic() + self._drain_seconds
+        self.health.drain()  # also ends the health Watch streams, which would hold the grace period
         grpc_stopped = self.grpc_server.stop(grace=self._drain_seconds) if self.grpc_server is not None else None
         if self.health_server is not None:
             self.health_server.stop(grace=None)
         if self.rest_server is not None:
             self.rest_server.stop()
         if grpc_stopped is not None:
-            # Once every unary call is answered, end what is left (health Watch streams) now
-            # rather than at the end of the grace period.
-            self._grpc_calls.wait_idle(deadline - time.monotonic())
-            self.grpc_server.stop(grace=None)
             grpc_stopped.wait()
         self._rest_executor.shutdown(wait=True)
         self.core.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
-import threading
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -43,39 +42,12 @@ ERROR_MESSAGE_LIMIT = 1024  # ToGRPCStatus's kErrorMessageLimit
 MISSING_MODEL_SPEC = "Missing ModelSpec"
 
 
-class CallCounter:
-    """The unary calls in flight, so that a drain can wait for exactly those: gRPC's own
-    stop(grace) also waits for streams (a health Watch stays open for as long as its client
-    likes), which would hold every stop for the whole grace period."""
-
-    def __init__(self):
-        self.count = 0
-        self._idle = threading.Condition()
-
-    def __enter__(self):
-        with self._idle:
-            self.count += 1
-
-    def __exit__(self, *exc):
-        with self._idle:
-            self.count -= 1
-            if not self.count:
-                self._idle.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no call is in flight (at most `timeout` seconds); whether none is."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self.count, timeout=max(timeout, 0.0))
-
-
 def _serve(method):
     """Run a servicer method, turning ServingErrors into the call's status. A servicer with
-    a memory budget reserves the request's decoding estimate first (`memory_budget`); every
-    call is counted in the servicer's CallCounter while it runs."""
+    a memory budget reserves the request's decoding estimate first (`memory_budget`)."""
 
     def wrapper(self, request, context):
-        with self.calls:
-            return _run(self, method, request, context)
+        return _run(self, method, request, context)
 
     wrapper.__name__ = method.__name__
     return wrapper
@@ -125,14 +97,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         tensor_content: answer Predict with `tensor_content` rather than typed value fields.
         max_tensor_elements: the most elements a Predict request's inputs may declare.
         budget: the memory budget for requests in flight (shared with REST); None for none.
-        calls: where calls in flight are counted (for the drain).
     """
 
     def __init__(self, core: ServingCore, tensor_content: bool = False,
-                 max_tensor_elements: int = DEFAULT_MAX_ELEMENTS, budget: MemoryBudget | None = None,
-                 calls: CallCounter | None = None):
+                 max_tensor_elements: int = DEFAULT_MAX_ELEMENTS, budget: MemoryBudget | None = None):
         self.core = core
-        self.calls = calls or CallCounter()
         self.tensor_content = tensor_content
         self.max_tensor_elements = max_tensor_elements
         self.budget = budget
@@ -185,9 +154,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     """GetModelStatus and HandleReloadConfigRequest."""
 
-    def __init__(self, core: ServingCore, calls: CallCounter | None = None):
+    def __init__(self, core: ServingCore):
         self.core = core
-        self.calls = calls or CallCounter()
 
     @_serve
     def GetModelStatus(self, request, context):
@@ -262,12 +230,11 @@ def start_health_server(health_servicer, host: str, port: int) -> tuple[grpc.Ser
 
 
 def start_grpc_server(core: ServingCore, options: GrpcOptions, health_servicer=None,
-                      budget: MemoryBudget | None = None,
-                      calls: CallCounter | None = None) -> tuple[grpc.Server, int | None]:
+                      budget: MemoryBudget | None = None) -> tuple[grpc.Server, int | None]:
     """Start the gRPC server: TF Serving's two services, gRPC health checking (when a
     servicer is given) and server reflection, over TLS when `options.ssl_config` is set.
-    `budget` bounds the memory of requests in flight; `calls` counts them. Returns the
-    server and the TCP port it bound (None without one)."""
+    `budget` bounds the memory of requests in flight. Returns the server and the TCP port
+    it bound (None without one)."""
     if options.port is None and not options.socket_path:
         raise ConfigError("At least one of --port or --grpc_socket_path must be set.")
     server = grpc.server(
@@ -275,9 +242,9 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions, health_servicer=N
         options=server_options(options.channel_arguments),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core, options.tensor_content, options.max_tensor_elements, budget, calls), server
+        PredictionService(core, options.tensor_content, options.max_tensor_elements, budget), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, calls), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     services = [prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
                 model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name]
     if health_servicer is not None:

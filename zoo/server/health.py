@@ -25,6 +25,38 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVER = ""
 
 
+class DrainingHealthServicer(health.HealthServicer):
+    """The maintained servicer, whose Watch streams end once they have said NOT_SERVING at
+    the drain: open streams (a mesh's, a load balancer's) would otherwise hold gRPC's stop for
+    its whole grace period, since the stop waits for every call, streams included. Watch stays
+    non-blocking (the base class's mode: a stream holds no thread); each stream's response
+    callback is kept here so that `drain` can end it (a None response ends a stream)."""
+
+    def __init__(self):
+        super().__init__(experimental_non_blocking=True)
+        self._streams: set = set()
+        self._streams_lock = threading.Lock()
+
+    def Watch(self, request, context, send_response_callback=None):  # noqa: D102, N802  (gRPC's name)
+        if send_response_callback is not None:
+            with self._streams_lock:
+                self._streams.add(send_response_callback)
+            context.add_callback(lambda: self._forget(send_response_callback))
+        return super().Watch(request, context, send_response_callback)
+
+    def drain(self) -> None:
+        """Every service NOT_SERVING, said on every open stream, which then ends."""
+        self.enter_graceful_shutdown()
+        with self._streams_lock:
+            streams, self._streams = list(self._streams), set()
+        for send_response_callback in streams:
+            send_response_callback(None)
+
+    def _forget(self, send_response_callback) -> None:
+        with self._streams_lock:
+            self._streams.discard(send_response_callback)
+
+
 class HealthReporter:
     """Keeps a HealthServicer's statuses equal to the manager's models.
 
@@ -34,7 +66,7 @@ class HealthReporter:
     """
 
     def __init__(self, manager: ModelManager, interval: float = 0.25):
-        self.servicer = health.HealthServicer(experimental_non_blocking=True)
+        self.servicer = DrainingHealthServicer()
         self._manager = manager
         self._interval = interval
         self._reported: dict[str, int] = {}
@@ -61,9 +93,10 @@ class HealthReporter:
         self._reported = {k: v for k, v in statuses.items() if v != health_pb2.HealthCheckResponse.SERVICE_UNKNOWN}
 
     def drain(self) -> None:
-        """Every service NOT_SERVING from now on (the server is going away)."""
+        """Every service NOT_SERVING from now on (the server is going away); each Watch
+        stream ends after saying so."""
         self._stop.set()
-        self.servicer.enter_graceful_shutdown()
+        self.servicer.drain()
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
