@@ -47,31 +47,27 @@ def _serve(method):
     a memory budget reserves the request's decoding estimate first (`memory_budget`)."""
 
     def wrapper(self, request, context):
-        return _run(self, method, request, context)
+        budget = getattr(self, "budget", None)
+        estimate = request.ByteSize() * MEMORY_PER_PROTO_BYTE if budget is not None else 0
+        try:
+            if estimate:
+                try:
+                    budget.reserve(estimate)
+                except OverBudget as refused:
+                    estimate = 0
+                    raise ServingError(Code.RESOURCE_EXHAUSTED, refused.message) from None
+            return method(self, request, context)
+        except ServingError as error:
+            context.abort(error.code, _limited(error.message))
+        except Exception as error:  # noqa: BLE001  (the server keeps serving)
+            log.exception("internal error in %s", method.__name__)
+            context.abort(Code.INTERNAL, _limited(f"Internal error: {type(error).__name__}: {error}"))
+        finally:
+            if estimate:
+                budget.release(estimate)
 
     wrapper.__name__ = method.__name__
     return wrapper
-
-
-def _run(servicer, method, request, context):
-    budget = getattr(servicer, "budget", None)
-    estimate = request.ByteSize() * MEMORY_PER_PROTO_BYTE if budget is not None else 0
-    try:
-        if estimate:
-            try:
-                budget.reserve(estimate)
-            except OverBudget as refused:
-                estimate = 0
-                raise ServingError(Code.RESOURCE_EXHAUSTED, refused.message) from None
-        return method(servicer, request, context)
-    except ServingError as error:
-        context.abort(error.code, _limited(error.message))
-    except Exception as error:  # noqa: BLE001  (the server keeps serving)
-        log.exception("internal error in %s", method.__name__)
-        context.abort(Code.INTERNAL, _limited(f"Internal error: {type(error).__name__}: {error}"))
-    finally:
-        if estimate:
-            budget.release(estimate)
 
 
 def _limited(message: str) -> str:
