@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import json
+import math
 import socket
 import ssl
 import threading
@@ -445,3 +446,28 @@ def test_requests_wait_for_room_in_the_budget_and_are_refused_503_when_none_come
         status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
         assert status == 200 and len(answer["predictions"]) == 20_000
     assert budget.in_flight == 0
+
+
+def test_a_large_array_of_numbers_is_admitted_at_its_piecewise_cost_and_answered_as_any_body(start):
+    """1.25 MB of numbers is admitted at what decoding it in pieces costs (json_numbers: 4x +
+    8 MB, 13 MB), not at the 17x (21 MB) of parsing it whole; the same numbers with a NaN
+    among them must be parsed whole, and the thread reserves the difference before it parses."""
+    body = b'{"instances": [' + b", ".join([b"1.5"] * 250_000) + b"]}"
+    with_nan = body[:-2] + b", NaN]}"
+    server = start(["half_plus_two"], request_memory_budget=32 << 20)
+    values = np.round(np.random.default_rng(0).normal(size=30_000), 3)
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": values.tolist()})
+    assert status == 200
+    np.testing.assert_allclose(answer["predictions"], values.astype(np.float32) / 2 + 2, rtol=1e-6)
+    ragged = json.dumps({"instances": [[1.0, 2.0]] * 20_000 + [[1.0]]}).encode()
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=ragged)
+    assert status == 400 and "unequal lengths" in answer["error"]  # the whole parse's words
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=with_nan)
+    assert status == 200 and answer["predictions"][0] == 2.75 and math.isnan(answer["predictions"][-1])
+    assert server.embedded.budget.in_flight == 0
+    tight = start(["half_plus_two"], request_memory_budget=20 << 20)
+    status, answer = tight.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
+    assert status == 200 and answer["predictions"] == [2.75] * 250_000
+    status, answer = tight.rest("POST", "/v1/models/half_plus_two:predict", raw=with_nan)
+    assert status == 413 and "more than the server's whole budget" in answer["error"]
+    assert tight.embedded.budget.in_flight == 0

@@ -291,6 +291,51 @@ def test_a_base_path_replaced_by_a_file_is_named_once_and_serving_resumes_when_i
     assert any("can be read again" in r.getMessage() for r in caplog.records)
 
 
+# Root reads a mode-000 folder (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): as root, the probe runs in
+# a child without those two capabilities (util-linux's setpriv), so the permission bits apply.
+_UNREADABLE_PROBE = """
+import json, logging, sys
+from zoo.server.config import single_model_config
+from zoo.server.manager import LoadOptions, ModelManager
+said = []
+logging.getLogger("zoo.server").addHandler(type("H", (logging.Handler,), {"emit": lambda s, r: said.append(r.getMessage())})())
+for base in sys.argv[1:]:
+    manager = ModelManager(single_model_config("m", base), poll_seconds=0, options=LoadOptions(warmup=False))
+    manager.poll_once()
+    manager.stop()
+print(json.dumps(said))
+"""
+
+
+def test_unreadable_version_folders_and_base_paths_are_named_as_unreadable(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    write_half_plus(tmp_path / "versions" / "1", 2.0)
+    write_half_plus(tmp_path / "versions" / "2", 3.0)
+    write_half_plus(tmp_path / "locked" / "1", 2.0)
+    (tmp_path / "versions" / "2").chmod(0o000)
+    (tmp_path / "locked").chmod(0o000)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: a mode-000 folder is readable")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        child = subprocess.run(
+            [*prefix, sys.executable, "-c", _UNREADABLE_PROBE, str(tmp_path / "versions"), str(tmp_path / "locked")],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        (tmp_path / "versions" / "2").chmod(0o755)  # so that pytest can clean up
+        (tmp_path / "locked").chmod(0o755)
+    assert child.returncode == 0, child.stderr[-2000:]
+    said = "\n".join(json.loads(child.stdout.splitlines()[-1]))
+    assert f"permission denied reading {tmp_path / 'versions' / '2'}" in said  # not "does not exist"
+    assert f"cannot read the base path {tmp_path / 'locked'} of model m: permission denied" in said
+
+
 def test_a_config_file_is_reread_when_asked_to_poll_it(start, tmp_path, caplog):
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     write_half_plus(_versions(tmp_path) / "2", 3.0)

@@ -1,13 +1,16 @@
 """A memory budget for requests in flight, spent by estimate before a body is decoded.
 
-A REST body's JSON becomes Python objects before it becomes one typed array: measured with
-`python -m bench memory` (docs/MEMORY.md), a request costs the server up to 17 times its
-body's size while it is decoded (`1.5,` over and over: 4 bytes a number, each a Python float;
-random float32 numbers, 10 bytes each, cost 6.5-10x), and a gRPC request up to 10 times its
-message. The body limit bounds one request's bytes, not its memory, so a few large requests
-at once could exhaust the machine. Here every request reserves its estimate before its body is read (REST:
-the declared length; a chunked body, chunk by chunk; gRPC: the received message, before its
-tensors are decoded), waits up to `wait_seconds` for room, and is refused otherwise:
+What a request costs the server while it is decoded, measured with `python -m bench memory`
+(docs/MEMORY.md): a REST body parsed whole, up to 17 times its size (`1.5,` over and over:
+4 bytes a number, each a Python float on its way into an array); a body that is one large
+array of numbers, decoded piece by piece straight into its dtype (`zoo.server.json_numbers`),
+at most 4 times its size plus a fixed amount for the piece being parsed; a gRPC request up to
+10 times its message. The body limit bounds one request's bytes, not its memory, so a few
+large requests at once could exhaust the machine. Here every request reserves its estimate
+before its body is read (REST: the declared length, as a numeric body; a chunked body, chunk
+by chunk; gRPC: the received message, before its tensors are decoded), and a REST body that
+turns out to need parsing whole reserves the difference before it is parsed. A request waits
+up to `wait_seconds` for room, and is refused otherwise:
 
 - a request whose estimate alone is over the whole budget: REST 413, gRPC RESOURCE_EXHAUSTED;
 - a request that finds no room in time: REST 503, gRPC RESOURCE_EXHAUSTED (both retryable).
@@ -23,10 +26,23 @@ import threading
 import time
 from pathlib import Path
 
-MEMORY_PER_JSON_BYTE = 17  # REST: peak bytes while decoding, per body byte (bench memory's worst)
+MEMORY_PER_JSON_BYTE = 17  # REST parsed whole: peak bytes per body byte (bench memory's worst before pieces)
+MEMORY_PER_NUMERIC_JSON_BYTE = 4  # REST, one array of numbers decoded in pieces (bench memory: 2.3-3.5x)
+NUMERIC_PIECE_MEMORY = 8 << 20  # ... plus the piece being parsed, its answer's first parts, a thread
 MEMORY_PER_PROTO_BYTE = 10  # gRPC: the message, its arrays, the session's tensors, the answer
 DEFAULT_SHARE = 4  # the default budget: a quarter of the memory this process may use
 WAIT_SECONDS = 1.0
+
+
+def rest_estimate(body_bytes: int) -> int:
+    """What a REST body is admitted with: as one array of numbers, the shape of nearly every
+    large body (small ones are parsed whole: `json_numbers.SMALLEST_BYTES`)."""
+    return min(body_bytes * MEMORY_PER_JSON_BYTE, body_bytes * MEMORY_PER_NUMERIC_JSON_BYTE + NUMERIC_PIECE_MEMORY)
+
+
+def whole_parse_estimate(body_bytes: int) -> int:
+    """What a REST body costs parsed whole (as Python objects first)."""
+    return body_bytes * MEMORY_PER_JSON_BYTE
 
 
 class OverBudget(Exception):

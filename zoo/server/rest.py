@@ -44,7 +44,7 @@ from zoo.server import rest_json
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
-from zoo.server.memory_budget import MEMORY_PER_JSON_BYTE, MemoryBudget, OverBudget
+from zoo.server.memory_budget import MemoryBudget, OverBudget, rest_estimate, whole_parse_estimate
 
 log = logging.getLogger("zoo.server")
 
@@ -65,16 +65,21 @@ CORS_HEADERS = (
 )
 JSON = b"application/json"
 _INT64_MAX = 2**63 - 1
+SEPARATE_PART_BYTES = 1 << 16  # smaller answers go in one write
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 @dataclasses.dataclass
 class Answer:
-    """What goes back: status, body text and content type."""
+    """What goes back: status, body (text, or the parts of a large one) and content type."""
 
     status: int
-    text: str
+    text: str | list[bytes]
     content_type: bytes | None = JSON
+
+    def parts(self) -> list[bytes]:
+        """The body as bytes, in the parts it was made in."""
+        return [self.text.encode("utf-8")] if isinstance(self.text, str) else self.text
 
     @classmethod
     def error(cls, status: int, message: str) -> Answer:
@@ -121,10 +126,14 @@ class RestApi:
         headers = [(b"content-type", answer.content_type)] if answer.content_type else []
         if self.cors:
             headers.extend(CORS_HEADERS)
-        payload = answer.text.encode("utf-8")
-        headers.append((b"content-length", str(len(payload)).encode()))
+        parts = answer.parts()
+        headers.append((b"content-length", str(sum(len(part) for part in parts)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        if len(parts) > 1 and len(parts[1]) > SEPARATE_PART_BYTES:  # a large tensor's text: not copied again
+            for part in parts[:-1]:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            parts = parts[-1:]
+        await send({"type": "http.response.body", "body": b"".join(parts)})
 
     async def _answer(self, scope, receive, reserved: list[int]) -> Answer:
         method = scope["method"]
@@ -162,27 +171,34 @@ class RestApi:
                                          f"{self.max_body_bytes} bytes")
             if refusal := await self._reserve(int(declared), reserved):
                 return refusal
+        # A declared length is filled in place (joining the chunks would hold the body twice);
+        # the parser has made sure the chunks add up to it.
+        body = bytearray(int(declared)) if declared is not None and declared.isdigit() else None
         parts, total = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return Answer.error(400, "The client went away before sending its whole body")
             chunk = message.get("body", b"")
+            if body is not None and total + len(chunk) <= len(body):
+                body[total:total + len(chunk)] = chunk
+            elif chunk:
+                parts.append(chunk)
             total += len(chunk)
             if total > self.max_body_bytes:
                 return Answer.error(413, f"Request body of more than {self.max_body_bytes} bytes exceeds the "
                                          f"limit of {self.max_body_bytes} bytes")
             if declared is None and chunk and (refusal := await self._reserve(total, reserved)):
                 return refusal
-            if chunk:
-                parts.append(chunk)
             if not message.get("more_body", False):
-                return parts[0] if len(parts) == 1 else b"".join(parts)
+                if body is None:
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+                return body if total == len(body) else bytes(body[:total]) + b"".join(parts)
 
     async def _reserve(self, body_bytes: int, reserved: list[int]) -> Answer | None:
         """Grow this request's reservation to what a body of `body_bytes` costs to decode;
         the refusal if the budget has no room for it."""
-        estimate = body_bytes * MEMORY_PER_JSON_BYTE
+        estimate = rest_estimate(body_bytes)
         if self.budget is None or estimate <= reserved[0]:
             return None
         try:
@@ -193,17 +209,23 @@ class RestApi:
         reserved[0] = estimate
         return None
 
-    def _serve(self, method: str, path: str, body: bytes) -> Answer:
+    def _serve(self, method: str, path: str, body: bytes | bytearray) -> Answer:
         """One API request, on a worker thread: counted, routed, answered."""
         model_name, api = _model_and_api(method, path)
+        extra = [0]  # budget this thread reserved beyond the admission's, given back when it is done
         try:
             with self.core.observe(model_name, api, "REST"):
-                return Answer(200, self._route(method, path, body))
+                return Answer(200, self._route(method, path, body, extra))
         except ServingError as error:
             return Answer.error(error.http_status, error.message)
+        except OverBudget as refused:
+            return Answer.error(413 if refused.whole else 503, refused.message)
         except Exception as error:  # noqa: BLE001  (the server keeps serving; the client learns why)
             log.exception("internal error serving %s %s", method, path)
             return Answer.error(500, f"Internal error: {type(error).__name__}: {error}")
+        finally:
+            if extra[0]:
+                self.budget.release(extra[0])
 
     def _refusal(self, headers: dict[str, str]) -> str | None:
         """Why a request from a web page must not be served (see the module docstring)."""
@@ -216,11 +238,11 @@ class RestApi:
                     "--rest_api_enable_cors_support to serve web pages of other origins")
         return None
 
-    def _route(self, method: str, path: str, body: bytes) -> str:
+    def _route(self, method: str, path: str, body: bytes | bytearray, extra: list[int]) -> str | list[bytes]:
         match = PREDICTION_PATH.fullmatch(path) if method == "POST" else None
         if match:
             name, version, label, verb = match.groups()
-            return self._predict_like(verb.lower(), _target(name, version, label), body)
+            return self._predict_like(verb.lower(), _target(name, version, label), body, extra)
         match = STATUS_PATH.fullmatch(path) if method == "GET" else None
         if match:
             name, version, label, subresource = match.groups()
@@ -232,20 +254,41 @@ class RestApi:
             return rest_json.encode_status(self.core.status(target))
         raise invalid_argument(f"Malformed request: {method} {path}")
 
-    def _predict_like(self, verb: str, target: ModelTarget, body: bytes) -> str:
-        document = rest_json.parse_body(body)
-        target = dataclasses.replace(target, signature_name=rest_json.signature_name(document))
+    def _predict_like(self, verb: str, target: ModelTarget, body: bytes | bytearray,
+                      extra: list[int]) -> str | list[bytes]:
         if verb == "predict":
-            servable, signature = self.core.input_signature(target)
-            inputs, request_format = rest_json.decode_predict(document, signature)
-            _, _, outputs = self.core.predict(target, inputs, timeout=self.deadline, servable=servable)
-            return rest_json.encode_predict(outputs, request_format)
+            document = rest_json.numeric_skeleton(body)
+            if document is not None:
+                try:
+                    return self._predict(target, document)
+                except rest_json.ParseWhole:
+                    pass  # not the numbers that decoding takes: the whole parse says what is wrong
+        self._afford_whole_parse(len(body), extra)
+        document = rest_json.parse_body(body)
+        if verb == "predict":
+            return self._predict(target, document)
+        target = dataclasses.replace(target, signature_name=rest_json.signature_name(document))
         model_input = rest_json.decode_examples(document)
         if verb == "classify":
             _, result = self.core.classify(target, model_input)
             return rest_json.encode_classification(result)
         _, result = self.core.regress(target, model_input)
         return rest_json.encode_regression(result)
+
+    def _predict(self, target: ModelTarget, document: dict) -> list[bytes]:
+        target = dataclasses.replace(target, signature_name=rest_json.signature_name(document))
+        servable, signature = self.core.input_signature(target)
+        inputs, request_format = rest_json.decode_predict(document, signature)
+        _, _, outputs = self.core.predict(target, inputs, timeout=self.deadline, servable=servable)
+        return rest_json.encode_predict(outputs, request_format)
+
+    def _afford_whole_parse(self, body_bytes: int, extra: list[int]) -> None:
+        """Reserve what parsing the body whole costs beyond what it was admitted with."""
+        more = whole_parse_estimate(body_bytes) - rest_estimate(body_bytes)
+        if self.budget is not None and more > 0:
+            self.budget.check_whole(whole_parse_estimate(body_bytes))
+            self.budget.reserve(more)
+            extra[0] += more
 
 
 def _headers(scope) -> dict[str, str]:

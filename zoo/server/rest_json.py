@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import input_pb2
 
 from zoo.server.errors import invalid_argument
+from zoo.server.json_numbers import NumericText, skeleton
 from zoo.server.servable import Signature, type_name
 
 ROW, COLUMNAR = "row", "columnar"
@@ -33,7 +34,7 @@ ROW, COLUMNAR = "row", "columnar"
 # -- requests ------------------------------------------------------------------------------
 
 
-def parse_body(body: bytes) -> dict:
+def parse_body(body: bytes | bytearray) -> dict:
     """The request's JSON object, or INVALID_ARGUMENT saying why it is not one, in
     RapidJSON's words (TF Serving's parser). As there, NaN and Infinity are numbers, and
     anything after the first complete JSON value is ignored (kParseStopWhenDoneFlag)."""
@@ -46,6 +47,14 @@ def parse_body(body: bytes) -> dict:
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {_short(document)} Is not object")
     return document
+
+
+def numeric_skeleton(body: bytes | bytearray) -> dict | None:
+    """A :predict body with its one large array of numbers left as text, to be decoded
+    straight into its input's dtype (`zoo.server.json_numbers`); None when the body is not of
+    that shape (parse it whole). `decode_predict` raises ParseWhole if the numbers turn out
+    not to be what that decoding takes."""
+    return skeleton(body)
 
 
 class _NumberTooBig(ValueError):
@@ -145,6 +154,10 @@ def signature_name(document: dict) -> str:
     return name
 
 
+class ParseWhole(Exception):
+    """Numbers left as text that their piecewise decoding does not take: parse the body whole."""
+
+
 def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
     """The named input arrays of a :predict body, and its format (row or columnar)."""
     if not signature.inputs:
@@ -165,6 +178,10 @@ def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.n
 
 
 def _decode_instances(instances, signature: Signature) -> dict[str, np.ndarray]:
+    if isinstance(instances, NumericText):
+        if len(signature.inputs) > 1:
+            raise ParseWhole()
+        return {name: _to_array(instances, signature, name, row_format=True) for name in signature.inputs}
     if not isinstance(instances, list):
         raise invalid_argument("Excepting 'instances' to be an list/array")
     if not instances:
@@ -221,6 +238,11 @@ def _decode_inputs(inputs, signature: Signature) -> dict[str, np.ndarray]:
 def _to_array(value, signature: Signature, name: str, *, row_format: bool) -> np.ndarray:
     """One input's JSON value (a list of rows, or a tensor) as an array of its dtype."""
     dtype = signature.inputs[name].dtype
+    if isinstance(value, NumericText):
+        array = None if dtype == tf.string else value.to_array(dtype.as_numpy_dtype)
+        if array is None:
+            raise ParseWhole()
+        return array
     if dtype == tf.string:
         array = np.asarray(_decode_strings(value, name), dtype=object)
     else:
@@ -353,16 +375,16 @@ def _add_feature_value(name: str, item, feature) -> None:
 # -- responses -----------------------------------------------------------------------------
 
 
-def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
-    """A Predict answer in the request's format (row or columnar)."""
+def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> list[bytes]:
+    """A Predict answer in the request's format (row or columnar), as the parts of its body
+    (a large tensor's text is sent as it is, not copied into one string with the rest)."""
     names = sorted(outputs)
     if request_format == COLUMNAR:
         if len(names) == 1:
-            return '{"outputs": ' + tensor_json(outputs[names[0]], _is_bytes(names[0])) + "}"
+            return [b'{"outputs": ', tensor_json_bytes(outputs[names[0]], _is_bytes(names[0])), b"}"]
         parts = [f"{json.dumps(n)}: {tensor_json(outputs[n], _is_bytes(n))}" for n in names]
-        return '{"outputs": {' + ", ".join(parts) + "}}"
+        return [('{"outputs": {' + ", ".join(parts) + "}}").encode()]
     batch = None
-    rows = {}
     for name in names:
         value = outputs[name]
         if value.ndim == 0:
@@ -372,12 +394,12 @@ def encode_predict(outputs: dict[str, np.ndarray], request_format: str) -> str:
                 f"Tensor name: {name} has inconsistent batch size: {value.shape[0]} expecting: {batch}"
             )
         batch = value.shape[0]
-        rows[name] = _row_texts(value, _is_bytes(name))
-    if len(names) == 1:
-        return '{"predictions": [' + ", ".join(rows[names[0]]) + "]}"
+    if len(names) == 1:  # the predictions are the tensor's rows: the tensor itself
+        return [b'{"predictions": ', tensor_json_bytes(outputs[names[0]], _is_bytes(names[0])), b"}"]
+    rows = {name: _row_texts(outputs[name], _is_bytes(name)) for name in names}
     keys = [json.dumps(n) for n in names]
     items = ("{" + ", ".join(f"{k}: {rows[n][i]}" for k, n in zip(keys, names)) + "}" for i in range(batch))
-    return '{"predictions": [' + ", ".join(items) + "]}"
+    return [('{"predictions": [' + ", ".join(items) + "]}").encode()]
 
 
 def encode_classification(result) -> str:
@@ -433,9 +455,14 @@ def _orjson_writes(array: np.ndarray) -> bool:
 
 def tensor_json(array: np.ndarray, as_bytes: bool = False) -> str:
     """A tensor as nested JSON lists (a bare value for a scalar)."""
+    return tensor_json_bytes(array, as_bytes).decode()
+
+
+def tensor_json_bytes(array: np.ndarray, as_bytes: bool = False) -> bytes:
+    """`tensor_json` as UTF-8 bytes (how orjson writes it: no copy to a str and back)."""
     if _orjson_writes(array):
-        return orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return _nest(leaf_strings(array, as_bytes))
+        return orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)
+    return _nest(leaf_strings(array, as_bytes)).encode()
 
 
 def _row_texts(array: np.ndarray, as_bytes: bool) -> list[str]:
