@@ -113,8 +113,11 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def eof_received(self) -> bool:  # noqa: D102
         # A client may half-close after sending its request (shutdown(SHUT_WR)); uvicorn would
         # close at once and drop the answer. Keep the write side open while a request is being
-        # answered, and close after it.
+        # answered, and close after it. One that stops in the middle of a body has gone: its
+        # request (and the memory budget it reserved) must not wait for the arrival deadline.
         self._half_closed = True
+        if self._receiving:  # the body can never arrive now: close, and the application sees a disconnect
+            return False
         return self.cycle is not None and not self.cycle.response_complete
 
     def on_headers_complete(self) -> None:  # noqa: D102
