@@ -84,7 +84,7 @@ def test_rest_errors(server, case, method, path, body, status, message):
 
 
 def test_paths_outside_the_api_and_traversal_are_not_found(server):
-    for path in ("/v2/models/half_plus_two", "/etc/passwd", "/v1/models/..%2F..%2Fetc%2Fpasswd",
+    for path in ("/v3/models/half_plus_two", "/etc/passwd", "/v1/models/..%2F..%2Fetc%2Fpasswd",
                  "/v1/models/%2E%2E:predict"):
         status, body = server.rest("GET" if "predict" not in path else "POST", path, {"instances": [1.0]})
         assert status in (400, 404), (path, status, body)

@@ -83,7 +83,8 @@ class ZooServer:
         self._rest_executor = concurrent.futures.ThreadPoolExecutor(rest_threads, thread_name_prefix="zoo-rest")
         self._rest_api = RestApi(self.core, self._rest_executor, timeout_ms=rest_timeout_ms,
                                  max_body_bytes=max_body_bytes, metrics_path=metrics_path, cors=cors,
-                                 check_host=is_loopback(host), budget=self.budget)
+                                 check_host=is_loopback(host), budget=self.budget,
+                                 max_tensor_elements=self._grpc_options.max_tensor_elements)
         self._rest_edge = {"tls": rest_tls, "limits": http_limits, "drain_seconds": drain_seconds}
         self._drain_seconds = drain_seconds
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+from tritonclient.grpc import service_pb2_grpc
 
 from zoo.errors import ConfigError
 from zoo.protocol import tensor_protos
@@ -32,51 +33,17 @@ from zoo.protocol.model_spec import ModelTarget
 from zoo.protocol.names import MAX_MESSAGE_BYTES
 from zoo.server import tls
 from zoo.server.data_plane import ServingCore
-from zoo.server.errors import Code, ServingError, invalid_argument, not_found
-from zoo.server.memory_budget import MEMORY_PER_PROTO_BYTE, MemoryBudget, OverBudget
+from zoo.server.errors import invalid_argument, not_found
+from zoo.server.grpc_calls import deadline as _deadline
+from zoo.server.grpc_calls import serve as _serve
+from zoo.server.memory_budget import MemoryBudget
 from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
+from zoo.server.v2_grpc import SERVICE_NAME as V2_SERVICE_NAME
+from zoo.server.v2_grpc import InferenceService
 
 log = logging.getLogger("zoo.server")
 
-ERROR_MESSAGE_LIMIT = 1024  # ToGRPCStatus's kErrorMessageLimit
 MISSING_MODEL_SPEC = "Missing ModelSpec"
-
-
-def _serve(method):
-    """Run a servicer method, turning ServingErrors into the call's status. A servicer with
-    a memory budget reserves the request's decoding estimate first (`memory_budget`)."""
-
-    def wrapper(self, request, context):
-        budget = getattr(self, "budget", None)
-        estimate = request.ByteSize() * MEMORY_PER_PROTO_BYTE if budget is not None else 0
-        try:
-            if estimate:
-                try:
-                    budget.reserve(estimate)
-                except OverBudget as refused:
-                    estimate = 0
-                    raise ServingError(Code.RESOURCE_EXHAUSTED, refused.message) from None
-            return method(self, request, context)
-        except ServingError as error:
-            context.abort(error.code, _limited(error.message))
-        except Exception as error:  # noqa: BLE001  (the server keeps serving)
-            log.exception("internal error in %s", method.__name__)
-            context.abort(Code.INTERNAL, _limited(f"Internal error: {type(error).__name__}: {error}"))
-        finally:
-            if estimate:
-                budget.release(estimate)
-
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
-def _limited(message: str) -> str:
-    return message if len(message) <= ERROR_MESSAGE_LIMIT else message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
-
-
-def _deadline(context) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None or remaining > 1e9 else max(remaining, 0.0)
 
 
 def _target(request) -> ModelTarget:
@@ -243,6 +210,9 @@ def start_grpc_server(core: ServingCore, options: GrpcOptions, health_servicer=N
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     services = [prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
                 model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name]
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceService(core, options.max_tensor_elements, budget), server)
+    services.append(V2_SERVICE_NAME)
     if health_servicer is not None:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         services.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)

@@ -40,10 +40,11 @@ import re
 import urllib.parse
 
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server import rest_json
+from zoo.server import rest_json, v2_rest
 from zoo.server.data_plane import ServingCore
 from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.flags import DEFAULT_MAX_BODY_BYTES
+from zoo.server.flags import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TENSOR_ELEMENTS
+from zoo.server.http_answer import Answer
 from zoo.server.memory_budget import MemoryBudget, OverBudget, rest_estimate, whole_parse_estimate
 
 log = logging.getLogger("zoo.server")
@@ -63,28 +64,9 @@ CORS_HEADERS = (
     (b"access-control-allow-methods", b"POST, GET"),
     (b"access-control-allow-headers", b"Content-Type"),
 )
-JSON = b"application/json"
 _INT64_MAX = 2**63 - 1
 SEPARATE_PART_BYTES = 1 << 16  # smaller answers go in one write
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
-@dataclasses.dataclass
-class Answer:
-    """What goes back: status, body (text, or the parts of a large one) and content type."""
-
-    status: int
-    text: str | list[bytes]
-    content_type: bytes | None = JSON
-
-    def parts(self) -> list[bytes]:
-        """The body as bytes, in the parts it was made in."""
-        return [self.text.encode("utf-8")] if isinstance(self.text, str) else self.text
-
-    @classmethod
-    def error(cls, status: int, message: str) -> Answer:
-        """TF Serving's error body with `status`."""
-        return cls(status, rest_json.encode_error(message))
 
 
 class RestApi:
@@ -99,11 +81,13 @@ class RestApi:
         cors: `--rest_api_enable_cors_support`.
         check_host: refuse Host headers that are not loopback names (a loopback server).
         budget: the memory budget for requests in flight (shared with gRPC); None for none.
+        max_tensor_elements: the most elements a V2 request's inputs may declare.
     """
 
     def __init__(self, core: ServingCore, executor: concurrent.futures.Executor, *, timeout_ms: int = 0,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, metrics_path: str | None = None,
-                 cors: bool = False, check_host: bool = True, budget: MemoryBudget | None = None):
+                 cors: bool = False, check_host: bool = True, budget: MemoryBudget | None = None,
+                 max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS):
         self.core = core
         self.executor = executor
         self.deadline = timeout_ms / 1000 if timeout_ms > 0 else None
@@ -112,6 +96,7 @@ class RestApi:
         self.cors = cors
         self.check_host = check_host
         self.budget = budget
+        self.v2 = v2_rest.OpenInferenceRest(core, max_elements=max_tensor_elements)
 
     async def __call__(self, scope, receive, send) -> None:
         """The ASGI entry point: one HTTP request."""
@@ -126,10 +111,12 @@ class RestApi:
         headers = [(b"content-type", answer.content_type)] if answer.content_type else []
         if self.cors:
             headers.extend(CORS_HEADERS)
+        headers.extend(answer.headers)
         parts = answer.parts()
-        headers.append((b"content-length", str(sum(len(part) for part in parts)).encode()))
+        size = sum(len(part) for part in parts)
+        headers.append((b"content-length", str(size).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        if len(parts) > 1 and len(parts[1]) > SEPARATE_PART_BYTES:  # a large tensor's text: not copied again
+        if len(parts) > 1 and size > SEPARATE_PART_BYTES:  # a large tensor's text or bytes: not copied again
             for part in parts[:-1]:
                 await send({"type": "http.response.body", "body": part, "more_body": True})
             parts = parts[-1:]
@@ -147,13 +134,17 @@ class RestApi:
             return Answer.error(403, refusal)
         if self.metrics_path and path == self.metrics_path:
             return Answer(200, self.core.metrics.render(), b"text/plain; version=0.0.4")
-        if not API_PREFIX.fullmatch(path):
-            return Answer.error(404, f"Not found: {path[:200]} (the API is under /v1/)")
-        if method == "OPTIONS":
+        if method == "OPTIONS" and (API_PREFIX.fullmatch(path) or v2_rest.PREFIX.fullmatch(path)):
             if CORS_ORIGIN.search(headers.get("origin", "")):
                 return Answer(200, "", None)
             return Answer.error(400, "Origin header is missing in CORS preflight")
-        call = asyncio.get_running_loop().run_in_executor(self.executor, self._serve, method, path, body)
+        if API_PREFIX.fullmatch(path):
+            work = functools.partial(self._serve, method, path, body)
+        elif v2_rest.PREFIX.fullmatch(path):
+            work = functools.partial(self._serve_v2, method, path, headers, body)
+        else:
+            return Answer.error(404, f"Not found: {path[:200]} (the APIs are under /v1/ and /v2/)")
+        call = asyncio.get_running_loop().run_in_executor(self.executor, work)
         try:
             return await asyncio.wait_for(call, self.deadline) if self.deadline else await call
         except TimeoutError:
@@ -227,6 +218,21 @@ class RestApi:
             if extra[0]:
                 self.budget.release(extra[0])
 
+    def _serve_v2(self, method: str, path: str, headers: dict[str, str], body: bytes | bytearray) -> Answer:
+        """One Open Inference Protocol request, on a worker thread (`v2_rest`)."""
+        extra = [0]
+        try:
+            return self.v2.answer(method, path, headers, body, self.deadline,
+                                  lambda json_bytes: self._afford_whole_parse(json_bytes, len(body), extra))
+        except OverBudget as refused:
+            return Answer.error(413 if refused.whole else 503, refused.message)
+        except Exception as error:  # noqa: BLE001  (the server keeps serving; the client learns why)
+            log.exception("internal error serving %s %s", method, path)
+            return Answer.error(500, f"Internal error: {type(error).__name__}: {error}")
+        finally:
+            if extra[0]:
+                self.budget.release(extra[0])
+
     def _refusal(self, headers: dict[str, str]) -> str | None:
         """Why a request from a web page must not be served (see the module docstring)."""
         host = headers.get("host", "").strip()
@@ -263,7 +269,7 @@ class RestApi:
                     return self._predict(target, document)
                 except rest_json.ParseWhole:
                     pass  # not the numbers that decoding takes: the whole parse says what is wrong
-        self._afford_whole_parse(len(body), extra)
+        self._afford_whole_parse(len(body), len(body), extra)
         document = rest_json.parse_body(body)
         if verb == "predict":
             return self._predict(target, document)
@@ -282,11 +288,13 @@ class RestApi:
         _, _, outputs = self.core.predict(target, inputs, timeout=self.deadline, servable=servable)
         return rest_json.encode_predict(outputs, request_format)
 
-    def _afford_whole_parse(self, body_bytes: int, extra: list[int]) -> None:
-        """Reserve what parsing the body whole costs beyond what it was admitted with."""
-        more = whole_parse_estimate(body_bytes) - rest_estimate(body_bytes)
+    def _afford_whole_parse(self, json_bytes: int, body_bytes: int, extra: list[int]) -> None:
+        """Reserve what parsing `json_bytes` of JSON whole costs beyond what the body was
+        admitted with (the rest of a V2 body is raw tensor bytes, used where they lie)."""
+        need = whole_parse_estimate(json_bytes) + (body_bytes - json_bytes)
+        more = need - rest_estimate(body_bytes)
         if self.budget is not None and more > 0:
-            self.budget.check_whole(whole_parse_estimate(body_bytes))
+            self.budget.check_whole(need)
             self.budget.reserve(more)
             extra[0] += more
 
