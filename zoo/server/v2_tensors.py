@@ -15,19 +15,17 @@ declared and not sent is refused, as `tensor_checks` refuses it for TF Serving's
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
+from zoo.protocol import open_inference as protocol
 from zoo.server.errors import invalid_argument
 
 # V2 datatype -> TensorFlow dtype.
-DATATYPES = {
-    "BOOL": tf.bool, "UINT8": tf.uint8, "UINT16": tf.uint16, "UINT32": tf.uint32, "UINT64": tf.uint64,
-    "INT8": tf.int8, "INT16": tf.int16, "INT32": tf.int32, "INT64": tf.int64,
-    "FP16": tf.float16, "FP32": tf.float32, "FP64": tf.float64, "BF16": tf.bfloat16, "BYTES": tf.string,
-}
+DATATYPES = {datatype: tf.dtypes.as_dtype(types_pb2.DataType.Value(name))
+             for datatype, name in protocol.TF_TYPES.items()}
 _BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items()}
 # Which JSON numbers a datatype takes: ints for integer types, any number for floats.
 _JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "V": "iuf"}  # V: bfloat16 (ml_dtypes)
@@ -127,34 +125,16 @@ def from_values(name: str, datatype: str, shape: list[int], values) -> np.ndarra
 def raw_bytes(array: np.ndarray) -> bytes:
     """An answer's array as the protocol's raw bytes."""
     if array.dtype.kind in "OSU":
-        return serialize_bytes(array)
+        return protocol.serialize_bytes(array)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
-
-def serialize_bytes(array: np.ndarray) -> bytes:
-    """Each element as a 4-byte little-endian length and its bytes."""
-    parts = []
-    for item in array.ravel():
-        value = item if isinstance(item, bytes) else str(item).encode("utf-8")
-        parts.append(struct.pack("<I", len(value)))
-        parts.append(value)
-    return b"".join(parts)
 
 
 def deserialize_bytes(raw, where: str) -> list[bytes]:
     """The elements of a raw BYTES tensor; a length that runs past the data is named."""
-    values, offset, view = [], 0, memoryview(raw)
-    while offset < len(view):
-        if offset + 4 > len(view):
-            raise invalid_argument(f"{where}: BYTES data ends inside an element's 4-byte length at byte {offset}")
-        (length,) = struct.unpack_from("<I", view, offset)
-        offset += 4
-        if offset + length > len(view):
-            raise invalid_argument(f"{where}: a BYTES element of {length} bytes at byte {offset - 4} runs past "
-                                   f"the {len(view)} bytes sent")
-        values.append(bytes(view[offset:offset + length]))
-        offset += length
-    return values
+    try:
+        return protocol.deserialize_bytes(raw)
+    except ValueError as error:
+        raise invalid_argument(f"{where}: {error}") from None
 
 
 def _flat_strings(data, where: str) -> list[bytes]:
