@@ -57,6 +57,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a CSV with the model's input columns (Beam: a file pattern, CSV or Parquet)")
     parser.add_argument("--output", required=True, help="where to write the predictions (Beam: the shards' prefix)")
     parser.add_argument("--via", choices=("rest", "grpc"), default="grpc")
+    parser.add_argument("--protocol", choices=("v1", "v2"), default="v1",
+                        help="v1: TF Serving's API; v2: the Open Inference Protocol (zoo serve, Triton, KServe)")
     parser.add_argument("--server", help="host:port (default localhost:8500 for grpc, localhost:8501 for rest)")
     parser.add_argument("--batch-size", type=int, default=1024, help="rows per request")
     parser.add_argument("--key", action="append", dest="keys", metavar="COLUMN",
@@ -377,7 +379,7 @@ def cmd_prune(args) -> int:
 
 def cmd_predict(args) -> int:
     """`zoo predict`: a CSV file's predictions from a served model."""
-    from zoo.client import ClientTls, GrpcClient, RestClient, default_address
+    from zoo.client import ClientTls, client_class, default_address
     from zoo.client.csv_predictions import predict_csv
 
     if args.runner == "beam":
@@ -390,9 +392,8 @@ def cmd_predict(args) -> int:
         return pipeline.report(job, pipeline.run(job, args.beam_options))
     if args.beam_options or args.saved_model or args.format != "csv" or args.errors:
         raise ConfigError("--saved-model, --format, --errors and Beam options need --runner beam")
-    client_class = RestClient if args.via == "rest" else GrpcClient
     address = args.server or default_address(args.via)
-    with client_class(address, timeout=args.timeout, tls=ClientTls.from_args(args)) as client:
+    with client_class(args.via, args.protocol)(address, timeout=args.timeout, tls=ClientTls.from_args(args)) as client:
         result = predict_csv(
             client, args.model, args.input, args.output, batch_size=args.batch_size, keys=args.keys,
             version=args.version, label=args.label, signature=args.signature,

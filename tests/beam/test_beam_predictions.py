@@ -37,11 +37,12 @@ def _shards(prefix):
 def _handler_args(handler, model, repository, server):  # noqa: F811
     if handler == "saved-model":
         return ["--saved-model", str(repository.root / model / "1")]
-    address = server.grpc_address if handler == "grpc" else server.rest_address
-    return ["--via", handler, "--server", address]
+    via, _, protocol = handler.partition("-")  # "grpc-v2": the Open Inference Protocol over gRPC
+    address = server.grpc_address if via == "grpc" else server.rest_address
+    return ["--via", via, "--server", address, "--protocol", protocol or "v1"]
 
 
-@pytest.mark.parametrize("handler", ["saved-model", "grpc", "rest"])
+@pytest.mark.parametrize("handler", ["saved-model", "grpc", "rest", "grpc-v2", "rest-v2"])
 def test_beam_gives_zoo_predicts_predictions_row_for_row(handler, server, repository, wine_csv, tmp_path):  # noqa: F811
     path, _ = wine_csv
     expected = _zoo_predict("dnn-regressor", path, tmp_path / "zoo.csv", server)

@@ -10,17 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.client import ClientError, GrpcClient, RestClient, Unavailable
+from zoo.client import ClientError, GrpcClient, RestClient, Unavailable, client_class
 from zoo.registry import list_models
 
 VIAS = ("rest", "grpc")
+# Each transport with TF Serving's API (v1) and the Open Inference Protocol (v2): one interface.
+CLIENTS = ("rest", "grpc", "rest-v2", "grpc-v2")
 
 
-@pytest.fixture(params=VIAS)
+@pytest.fixture(params=CLIENTS)
 def client(request, server):
-    client_class = RestClient if request.param == "rest" else GrpcClient
-    address = server.rest_address if request.param == "rest" else server.grpc_address
-    with client_class(address, timeout=30, retries=1, backoff=0.05) as client:
+    via, _, protocol = request.param.partition("-")
+    address = server.rest_address if via == "rest" else server.grpc_address
+    with client_class(via, protocol or "v1")(address, timeout=30, retries=1, backoff=0.05) as client:
         yield client
 
 
@@ -55,6 +57,10 @@ def test_a_dict_of_columns_works_as_well_as_a_frame(client, repository):
 def test_classify_and_regress(client, repository):
     coffee = repository.zoo_models["binary-classifier"]
     frame = _frame(coffee, 4)
+    if "V2" in type(client).__name__:
+        with pytest.raises(ClientError, match=r"the Open Inference Protocol \(V2\) has no Classify API"):
+            client.classify("binary-classifier", frame)
+        return
     classes = client.classify("binary-classifier", frame)
     probability = coffee.expected(4)["probability"]
     np.testing.assert_allclose(classes["good"], probability, rtol=1e-5, atol=1e-6)

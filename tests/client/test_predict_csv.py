@@ -19,12 +19,14 @@ def _run(capsys, *argv):
 
 
 @pytest.mark.parametrize("via", ["rest", "grpc"])
-def test_zoo_predict_matches_model_predict_for_thousands_of_rows(via, server, repository, wine_csv, tmp_path, capsys):
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_zoo_predict_matches_model_predict_for_thousands_of_rows(via, protocol, server, repository, wine_csv, tmp_path,
+                                                                 capsys):
     path, frame = wine_csv
     address = server.rest_address if via == "rest" else server.grpc_address
     output = tmp_path / "predictions.csv"
     code, out, err = _run(capsys, "predict", "dnn-regressor", "--input", str(path), "--output", str(output),
-                          "--via", via, "--server", address, "--batch-size", "700")
+                          "--via", via, "--protocol", protocol, "--server", address, "--batch-size", "700")
     assert code == 0, err
     assert f"{ROWS} predictions" in out and f"{ROWS}/{ROWS} rows (100%)" in err
     written = pd.read_csv(output)

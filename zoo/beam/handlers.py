@@ -98,30 +98,33 @@ class ServedModelHandler(RemoteModelHandler):
         address: "host:port" of the server's REST or gRPC API.
         model: the model's name; version or label, and signature, as `zoo predict` takes them.
         via: "grpc" or "rest".
+        protocol: "v1" (TF Serving's API) or "v2" (the Open Inference Protocol).
         max_batch_size: the most chunks in one request (a chunk is up to --batch-size rows).
         timeout: seconds per request.
         num_retries: Beam's retries of an unavailable batch.
         tls: a zoo.client.ClientTls for a server with TLS; None for plaintext.
     """
 
-    def __init__(self, address: str, model: str, *, via: str = "grpc", version: int | None = None,
+    def __init__(self, address: str, model: str, *, via: str = "grpc", protocol: str = "v1",
+                 version: int | None = None,
                  label: str | None = None, signature_name: str = "", max_batch_size: int = 1,
                  timeout: float = 60.0, num_retries: int = 5, throttle_delay_secs: int = 1, tls=None):
         super().__init__(namespace="zoo_served", num_retries=num_retries, throttle_delay_secs=throttle_delay_secs,
                          retry_filter=lambda error: isinstance(error, Unavailable))
         if via not in ("grpc", "rest"):
             raise ClientError(f"via must be grpc or rest, got '{via}'")
+        if protocol not in ("v1", "v2"):
+            raise ClientError(f"protocol must be v1 or v2, got '{protocol}'")
         self.address, self.via, self.max_batch_size, self.timeout = address, via, max_batch_size, timeout
+        self.protocol = protocol
         self.tls = tls  # a zoo.client.ClientTls (files are read by each worker)
         self.target = ModelTarget(model, version, label, signature_name)
 
     def create_client(self):
         """One client per worker; Beam retries, so the client itself does not."""
-        from zoo.client.grpc_client import GrpcClient
-        from zoo.client.rest import RestClient
+        from zoo.client import client_class
 
-        client_class = GrpcClient if self.via == "grpc" else RestClient
-        return client_class(self.address, timeout=self.timeout, retries=0, tls=self.tls)
+        return client_class(self.via, self.protocol)(self.address, timeout=self.timeout, retries=0, tls=self.tls)
 
     def signature(self) -> SignatureInfo:
         """The served signature, from the server's metadata."""

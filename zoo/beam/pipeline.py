@@ -220,6 +220,7 @@ def job_from(args) -> Job:
         from zoo.client import ClientTls, default_address
 
         handler = ServedModelHandler(args.server or default_address(args.via), args.model, via=args.via,
+                                     protocol=args.protocol,
                                      version=args.version, label=args.label, signature_name=args.signature,
                                      timeout=args.timeout, tls=ClientTls.from_args(args))
     return Job(input=str(args.input), output=str(args.output), handler=handler, file_format=args.format,

@@ -95,11 +95,7 @@ class RestClient(ModelClient):
         if response.status == 200:
             return body
         message = body.get("error", text) if isinstance(body, dict) else text
-        if response.status == _RETRYABLE_STATUS:
-            raise Unavailable(f"model '{ref.name}' on {self.address} is unavailable: {message}")
-        if response.status == 404:
-            raise ClientError(f"model '{ref.name}' not found on {self.address}: {message}")
-        raise ClientError(f"model '{ref.name}' on {self.address} refused the request ({response.status}): {message}")
+        raise refusal(response.status, message, ref.name, self.address)
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
@@ -111,6 +107,15 @@ class RestClient(ModelClient):
                                                          context=self._ssl_context)
             self._local.connection = connection
         return connection
+
+
+def refusal(status: int, message, model: str, address: str) -> ClientError:
+    """The error for a non-200 answer: Unavailable (worth retrying) for 503."""
+    if status == _RETRYABLE_STATUS:
+        return Unavailable(f"model '{model}' on {address} is unavailable: {message}")
+    if status == 404:
+        return ClientError(f"model '{model}' not found on {address}: {message}")
+    return ClientError(f"model '{model}' on {address} refused the request ({status}): {message}")
 
 
 def _jsonable(column: np.ndarray, tensor: SignatureTensor):
