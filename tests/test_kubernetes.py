@@ -234,3 +234,32 @@ def test_the_zoo_serve_overlay_runs_zoo_serve_with_tls_from_a_secret_and_grpc_he
     assert container["readinessProbe"]["grpc"] == {"port": health_port, "service": ""}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["grpc-health"] == health_port and container["livenessProbe"]["tcpSocket"]["port"] == "grpc-health"
+
+
+def test_the_kserve_v2_service_runs_zoo_serve_as_a_custom_runtime_speaking_v2():
+    from zoo.registry import list_models
+
+    (runtime,) = _documents(DEPLOY / "kserve" / "zoo-serve-runtime.yaml")
+    (service,) = _documents(DEPLOY / "kserve" / "inferenceservice-v2.yaml")
+    assert (runtime["apiVersion"], runtime["kind"]) == ("serving.kserve.io/v1alpha1", "ServingRuntime")
+    _validate_fragment(runtime["metadata"], "objectmeta-meta-v1.json")
+    assert {"v2", "grpc-v2"} <= set(runtime["spec"]["protocolVersions"])
+    (container,) = runtime["spec"]["containers"]
+    _validate_fragment(container, "container-v1.json")
+    assert container["name"] == "kserve-container"  # the name KServe looks for
+    # KServe substitutes {{.Name}} and mounts the model folder at /mnt/models; its HTTP port is
+    # 8080 and its gRPC port the one named h2c: zoo serve's flags must put both APIs there.
+    flags = _serving_flags([arg.replace("{{.Name}}", "dnn-regressor") for arg in container["args"]])
+    assert (flags.model_name, flags.model_base_path) == ("dnn-regressor", "/mnt/models")
+    assert flags.rest_api_port == 8080 and flags.bind_address == "0.0.0.0"
+    (grpc_port,) = [port for port in container["ports"] if port["name"] == "h2c"]
+    assert flags.port == grpc_port["containerPort"]
+    assert container["readinessProbe"]["grpc"]["port"] == flags.grpc_health_port
+
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    model = service["spec"]["predictor"]["model"]
+    assert set(model) <= {"modelFormat", "protocolVersion", "runtime", "storageUri", "resources"}
+    assert model["protocolVersion"] == "v2" and model["runtime"] == runtime["metadata"]["name"]
+    assert model["modelFormat"]["name"] in {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+    *_, parent, name = model["storageUri"].rstrip("/").split("/")
+    assert parent == "models" and name == service["metadata"]["name"] and name in list_models()
