@@ -1,5 +1,5 @@
 """The REST candidates of `python -m bench edge`, one per process: the zoo's ASGI application
-(`zoo.server.rest.RestApi`, the same routes, JSON and model calls as `zoo serve`) under a
+(`zoo.server.edge.rest_app.RestApp`, the same routes, JSON and model calls as `zoo serve`) under a
 server library other than the one `zoo serve` uses.
 
     python -m bench.edge_servers CANDIDATE MODELS_CONFIG PORT

@@ -11,7 +11,7 @@ fresh server for each; before each request, the server's resident memory, and af
 process's high-water mark (VmHWM, which only grows: requests go smallest first, so each new
 mark is that request's).
 The peak over the resting memory, divided by the request's size, is the factor the memory
-budget (zoo/server/memory_budget.py) estimates with.
+budget (zoo/server/edge/memory_budget.py) estimates with.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def markdown(report: dict) -> str:
              "time to `zoo serve` serving an identity model; peak = the server's high-water mark after the "
              "request over its resident memory before it. The answer is as large as the request (its JSON "
              "text or TensorProto is part of the peak). A REST body that is one large array of numbers is "
-             "decoded a piece at a time straight into the input's dtype (zoo/server/json_numbers.py); parsed "
+             "decoded a piece at a time straight into the input's dtype (zoo/server/frontends/json_numbers.py); parsed "
              "whole, as before 2026-12-04 and still for bodies of other shapes, the same requests cost 6.5-17x. "
              "The smallest requests' ratios are mostly the fixed cost of a piece and a thread.", "",
              "| API | numbers | request MB | peak MB over resting | peak / request |", "|---|---|---|---|---|"]

@@ -129,7 +129,7 @@ def test_the_flags_files_are_in_the_mounted_volumes_and_parse_with_the_protos(ba
 
 def test_the_probes_ask_tf_servings_rest_routes_for_a_zoo_model(base):
     from zoo.registry import list_models
-    from zoo.server.rest import STATUS_PATH
+    from zoo.server.frontends.rest_v1 import STATUS_PATH
 
     container = _container(base["Deployment"])
     for probe in ("readinessProbe", "livenessProbe"):

@@ -9,7 +9,7 @@ from tensorflow_serving.apis import model_pb2
 
 from zoo.client.base import ClientError, model_target
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server.rest import PREDICTION_PATH, STATUS_PATH, _target
+from zoo.server.frontends.rest_v1 import PREDICTION_PATH, STATUS_PATH, _target
 
 TARGETS = [
     ModelTarget("wine"),

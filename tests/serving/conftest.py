@@ -136,7 +136,7 @@ def server(repository):
         return
     from zoo.server.app import ZooServer
     from zoo.server.config import load_model_config_file
-    from zoo.server.manager import LoadOptions
+    from zoo.server.plane.manager import LoadOptions
 
     embedded = ZooServer(
         load_model_config_file(repository.config_file), config_dir=repository.root, grpc_port=0, rest_port=0,

@@ -34,7 +34,7 @@ def test_batching_joins_concurrent_requests_and_answers_each_with_its_own_rows(s
         answers = list(pool.map(ask, values))
     for value, (status, body) in zip(values, answers):
         assert status == 200 and body == {"predictions": [0.5 * value + 2, 0.5 * (value + 0.5) + 2]}
-    batcher = server.embedded.core.batcher
+    batcher = server.embedded.plane.batcher
     assert batcher.requests_run == 40
     assert batcher.batches_run < 40  # requests were answered by shared model calls
 

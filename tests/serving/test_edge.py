@@ -68,7 +68,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_slow_header_flood_leaves_room_for_a_good_client_and_is_dropped_at_the_deadline(start):
-    from zoo.server.http_server import HttpLimits
+    from zoo.server.edge.http_server import HttpLimits
 
     server = start(["half_plus_two"], http_limits=HttpLimits(header_seconds=2.0))
     port = server.embedded.rest_port
@@ -116,7 +116,7 @@ def test_idle_keep_alive_flood_costs_kilobytes_and_every_connection_is_still_ser
 
 
 def test_a_request_past_the_connection_limit_is_read_and_answered_503(start):
-    from zoo.server.http_server import HttpLimits
+    from zoo.server.edge.http_server import HttpLimits
 
     server = start(["half_plus_two"], http_limits=HttpLimits(max_connections=8))
     port = server.embedded.rest_port
@@ -144,9 +144,9 @@ def pki():
 
 
 def _tls_server(start, tmp_path, pki, *, client_verify: bool):
-    from zoo.server.grpc_api import GrpcOptions
-    from zoo.server.http_server import TlsFiles
-    from zoo.server.tls import load_ssl_config
+    from zoo.server.edge.grpc_server import GrpcOptions
+    from zoo.server.edge.http_server import TlsFiles
+    from zoo.server.edge.tls import load_ssl_config
 
     config = tmp_path / "ssl.config"
     config.write_text(ssl_config_text(pki, client_verify=client_verify))
@@ -224,8 +224,8 @@ def test_mutual_tls_answers_only_clients_with_a_certificate_from_the_custom_ca(s
 
 def test_a_key_that_does_not_match_the_certificate_is_named_at_start(tmp_path, pki):
     from zoo.errors import ConfigError
-    from zoo.server.http_server import TlsFiles
-    from zoo.server.tls import load_ssl_config
+    from zoo.server.edge.http_server import TlsFiles
+    from zoo.server.edge.tls import load_ssl_config
 
     mismatched = ssl_config_text(pki, client_verify=False).replace(
         pki.server.key.decode().replace("\n", "\\n"), pki.client.key.decode().replace("\n", "\\n"))
@@ -284,7 +284,7 @@ def test_reflection_lists_the_services(channel):
 
 
 def test_a_users_receive_limit_wins_over_the_zoos_default(start):
-    from zoo.server.grpc_api import GrpcOptions
+    from zoo.server.edge.grpc_server import GrpcOptions
 
     limit = 1000
     server = start(["half_plus_two"], grpc_options=GrpcOptions(

@@ -221,7 +221,7 @@ def test_a_cross_site_text_plain_post_is_not_served_without_cors(server):
 
 
 def test_unknown_model_names_do_not_grow_the_metrics(server, model_stub):
-    metrics = server.embedded.core.metrics
+    metrics = server.embedded.plane.metrics
     before = metrics.render()
     for i in range(300):
         status, _ = server.rest("POST", f"/v1/models/{'n' * 2000}{i}:predict", {"instances": [1.0]})
@@ -294,14 +294,14 @@ def test_listening_beyond_loopback_warns_that_management_has_no_authentication()
 
 def _manager(base, **options):
     from zoo.server.config import single_model_config
-    from zoo.server.manager import LoadOptions, ModelManager
+    from zoo.server.plane.manager import LoadOptions, ModelManager
 
     return ModelManager(single_model_config("half_plus_two", str(base)), poll_seconds=0,
                         options=LoadOptions(warmup=False, **options))
 
 
 def _state(manager, version):
-    from zoo.server.manager import State
+    from zoo.server.plane.manager import State
 
     record = manager._models["half_plus_two"].versions.get(version)  # noqa: SLF001
     return None if record is None else (State.Name(record.state), record.attempts)
@@ -354,3 +354,12 @@ def test_a_version_link_that_leads_outside_the_base_path_is_warned_about_once(tm
         f"ignoring {base / '1'}: it leads outside the base path {base}"]
     assert _state(manager, 1) is None
     manager.stop()
+
+
+def test_a_large_array_beside_a_second_input_key_gets_tf_servings_words(server, prediction_stub):
+    """The array is decoded in pieces (json_numbers); a message that quotes the document then
+    needs it parsed whole, and says what TF Serving says (not a 500)."""
+    body = b'{"instances": [' + b", ".join([b"1.5"] * 20_000) + b'], "inputs": 1}'
+    status, answer = server.rest("POST", "/v1/models/half_plus_two:predict", raw=body)
+    assert status == 400 and "expecting only one of 'inputs' or 'instances' keys to exist" in answer["error"]
+    _still_serving(server, prediction_stub)

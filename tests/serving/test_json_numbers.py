@@ -1,4 +1,4 @@
-"""Large numeric arrays decoded piece by piece (zoo.server.json_numbers) against the whole
+"""Large numeric arrays decoded piece by piece (zoo.server.frontends.json_numbers) against the whole
 parse they stand in for: the same array whenever that path answers, and never an answer
 where the whole parse fails or would say something else."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 import pytest
 
-from zoo.server import json_numbers
-from zoo.server.json_numbers import NumericText, skeleton
+from zoo.server.frontends import json_numbers
+from zoo.server.frontends.json_numbers import NumericText, skeleton
 
 
 @pytest.fixture()

@@ -171,8 +171,8 @@ def test_labels_for_unavailable_versions_need_tf_servings_flag(start, tmp_path):
     """--allow_version_labels_for_unavailable_models: a new label may name a version that is
     not loaded (a config with labels can then be served from the start); an existing label
     still moves only to a loaded version."""
-    from zoo.server.errors import ServingError
-    from zoo.server.manager import LoadOptions
+    from zoo.server.plane.errors import ServingError
+    from zoo.server.plane.manager import LoadOptions
 
     for version in (1, 2):
         write_half_plus(_versions(tmp_path) / str(version), float(version))
@@ -296,7 +296,7 @@ def test_a_base_path_replaced_by_a_file_is_named_once_and_serving_resumes_when_i
 _UNREADABLE_PROBE = """
 import json, logging, sys
 from zoo.server.config import single_model_config
-from zoo.server.manager import LoadOptions, ModelManager
+from zoo.server.plane.manager import LoadOptions, ModelManager
 said = []
 logging.getLogger("zoo.server").addHandler(type("H", (logging.Handler,), {"emit": lambda s, r: said.append(r.getMessage())})())
 for base in sys.argv[1:]:
@@ -382,7 +382,7 @@ def test_loaded_versions_are_frozen_out_of_the_collectors_walks_and_freed_when_d
     import weakref
 
     from zoo.server.config import single_model_config
-    from zoo.server.manager import ModelManager
+    from zoo.server.plane.manager import ModelManager
 
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     manager = ModelManager(single_model_config("half_plus_two", str(_versions(tmp_path))), poll_seconds=0)

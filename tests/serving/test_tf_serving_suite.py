@@ -578,7 +578,7 @@ def test_model_config_reload(run_server, tmp_path, models, poll_seconds):
 @pytest.mark.embedded
 def test_good_grpc_channel_args(run_server, models):
     """testGoodGrpcChannelArgs (with RunServer's own grpc.so_reuseaddr=1)."""
-    from zoo.server.grpc_api import GrpcOptions
+    from zoo.server.edge.grpc_server import GrpcOptions
 
     options = GrpcOptions(channel_arguments="grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb,"
                                             "grpc.so_reuseaddr=1")
@@ -589,7 +589,7 @@ def test_good_grpc_channel_args(run_server, models):
 @pytest.mark.embedded
 def test_predict_uds(run_server, models, tmp_path):
     """testPredictUDS: gRPC on a Unix socket (--grpc_socket_path), beside the TCP port."""
-    from zoo.server.grpc_api import GrpcOptions
+    from zoo.server.edge.grpc_server import GrpcOptions
 
     socket_path = tmp_path / "tf-serving.sock"
     run_server("default", models("saved_model_half_plus_two_cpu"), grpc_options=GrpcOptions(socket_path=str(socket_path)))
@@ -719,7 +719,7 @@ def test_ordinary_exports_have_nothing_for_the_object_graph_to_restore(server):
     """Only a strategy's export needs the object-graph restore: a Keras 3 or TF2 export also
     holds uninitialized handles, but none that a signature reads (filling them would load a
     second copy of the weights)."""
-    from zoo.server.object_graph_restore import restore_uninitialized
+    from zoo.server.plane.object_graph_restore import restore_uninitialized
 
     for name in ("dnn-regressor", "wide-and-deep", "half_plus_two_tf2"):
         servable = server.embedded.manager.resolve(name)
@@ -804,7 +804,7 @@ def test_signature_method_names_are_checked_only_when_asked(run_server, models):
     """--enable_signature_method_name_check (off by default, as in TF Serving): then the TF2
     export's classify_x_to_y, a predict method, is refused by Classify; the TF1 export's,
     a classify method, is served."""
-    from zoo.server.manager import LoadOptions
+    from zoo.server.plane.manager import LoadOptions
 
     checked = LoadOptions(check_method_names=True)
     tf2 = run_server("default", models("saved_model_half_plus_two_tf2_cpu"), load_options=checked)

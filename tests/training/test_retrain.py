@@ -116,7 +116,7 @@ def test_a_running_server_follows_promotion_and_rollback(served, tmp_path):
     retrain(served, "dnn-regressor", force=True, config_file=_yaml(tmp_path, "b.yaml", epochs=5, learning_rate=1e-3))
     promote(served, "dnn-regressor", 2)
     config_file = served / "models.config"
-    from zoo.server.manager import LoadOptions
+    from zoo.server.plane.manager import LoadOptions
 
     # A config that labels versions at start needs TF Serving's flag (docker-compose.yml sets it).
     embedded = ZooServer(load_model_config_file(config_file), config_dir=served, grpc_port=0, rest_port=0,

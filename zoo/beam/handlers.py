@@ -55,7 +55,7 @@ class SavedModelHandler(ModelHandler):
 
     def load_model(self):
         """The version, loaded (once per worker process; Beam shares it between threads)."""
-        from zoo.server.servable import Servable
+        from zoo.server.plane.servable import Servable
 
         return Servable(self.target.name, self.target.version, Path(self.version_dir))
 

@@ -1,6 +1,8 @@
-"""The embedded model server: TensorFlow Serving's REST and gRPC APIs, in Python.
+"""`zoo serve`: TensorFlow Serving's APIs and the Open Inference Protocol over one data plane.
 
-`ZooServer` (zoo.server.app) ties together the model manager (versions, policies, labels,
-polling), the serving core (predict/classify/regress/status/metadata, batching, metrics)
-and the two front ends (zoo.server.rest, zoo.server.grpc_api).
+    edge/        the network: uvicorn and gRPC servers, TLS, health, the memory budget
+    frontends/   four doors: rest_v1, grpc_v1 (TF Serving's API), rest_v2, grpc_v2 (V2)
+    plane/       one room: DataPlane over the loaded versions (manager, servable, batching)
+
+`ZooServer` (app.py) wires them from the flags (flags.py) and models.config (config.py).
 """

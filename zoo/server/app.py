@@ -18,23 +18,26 @@ from pathlib import Path
 
 from zoo.errors import ConfigError
 from zoo.server import config as server_config
-from zoo.server import tls
-from zoo.server.batching import Batcher
-from zoo.server.data_plane import ServingCore
-from zoo.server.errors import ServingError
+from zoo.server.edge import tls
+from zoo.server.edge.grpc_server import GrpcOptions, parse_channel_arguments, start_grpc_server, start_health_server
+from zoo.server.edge.health import HealthReporter
+from zoo.server.edge.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
+from zoo.server.edge.memory_budget import MemoryBudget, default_budget_bytes
+from zoo.server.edge.rest_app import RestApp, is_loopback
 from zoo.server.flags import DEFAULT_MAX_BODY_BYTES, REST_THREADS
-from zoo.server.grpc_api import GrpcOptions, parse_channel_arguments, start_grpc_server, start_health_server
-from zoo.server.health import HealthReporter
-from zoo.server.http_server import DRAIN_SECONDS, HttpLimits, HttpServer, TlsFiles
-from zoo.server.manager import LoadOptions, ModelManager
-from zoo.server.memory_budget import MemoryBudget, default_budget_bytes
-from zoo.server.rest import RestApi, is_loopback
+from zoo.server.frontends.rest_v1 import TfServingRest
+from zoo.server.frontends.rest_v2 import OpenInferenceRest
+from zoo.server.plane.batching import Batcher
+from zoo.server.plane.data_plane import DataPlane
+from zoo.server.plane.errors import ServingError
+from zoo.server.plane.manager import LoadOptions, ModelManager
 
 log = logging.getLogger("zoo.server")
 
 
 class ZooServer:
-    """The manager, the serving core, both front ends and health, started and stopped together.
+    """The manager, the data plane, the four front ends behind the REST and gRPC edges, and
+    health, started and stopped together.
 
     Args:
         config: the ModelServerConfig to serve.
@@ -74,17 +77,18 @@ class ZooServer:
                  request_memory_budget: int | None = None):
         self.manager = ModelManager(config, config_dir=config_dir, poll_seconds=poll_seconds,
                                     options=load_options)
-        self.core = ServingCore(self.manager, batcher=Batcher(batching) if batching is not None else None)
+        self.plane = DataPlane(self.manager, batcher=Batcher(batching) if batching is not None else None)
         self.health = HealthReporter(self.manager)
         self.budget = MemoryBudget(request_memory_budget or default_budget_bytes())
         self.host = host
         self._grpc_options = dataclasses.replace(grpc_options or GrpcOptions(), host=host, port=grpc_port)
         self._rest_port = rest_port
         self._rest_executor = concurrent.futures.ThreadPoolExecutor(rest_threads, thread_name_prefix="zoo-rest")
-        self._rest_api = RestApi(self.core, self._rest_executor, timeout_ms=rest_timeout_ms,
+        front_ends = [TfServingRest(self.plane),
+                      OpenInferenceRest(self.plane, max_elements=self._grpc_options.max_tensor_elements)]
+        self._rest_api = RestApp(front_ends, self._rest_executor, self.plane.metrics, timeout_ms=rest_timeout_ms,
                                  max_body_bytes=max_body_bytes, metrics_path=metrics_path, cors=cors,
-                                 check_host=is_loopback(host), budget=self.budget,
-                                 max_tensor_elements=self._grpc_options.max_tensor_elements)
+                                 check_host=is_loopback(host), budget=self.budget)
         self._rest_edge = {"tls": rest_tls, "limits": http_limits, "drain_seconds": drain_seconds}
         self._drain_seconds = drain_seconds
         self._config_file, self._config_poll_seconds = config_file, config_poll_seconds
@@ -97,7 +101,7 @@ class ZooServer:
         """Load the models and start the gRPC and REST servers; returns self."""
         self.manager.start()
         self.health.start()
-        self.grpc_server, self.grpc_port = start_grpc_server(self.core, self._grpc_options, self.health.servicer,
+        self.grpc_server, self.grpc_port = start_grpc_server(self.plane, self._grpc_options, self.health.servicer,
                                                              self.budget)
         if self._health_port is not None:
             self.health_server, self.health_port = start_health_server(self.health.servicer, self.host,
@@ -125,7 +129,7 @@ class ZooServer:
         if grpc_stopped is not None:
             grpc_stopped.wait()
         self._rest_executor.shutdown(wait=True)
-        self.core.close()
+        self.plane.close()
 
     def _watch_config(self) -> None:
         """Re-read the config file (--model_config_file_poll_wait_seconds). A refused config

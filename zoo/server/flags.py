@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
-# The REST edge's defaults (zoo.server.http_server uses them; kept here so that building the
+# The REST edge's defaults (zoo.server.edge.http_server uses them; kept here so that building the
 # parser imports neither uvicorn nor TensorFlow).
 HEADER_SECONDS = 30.0  # request line and headers (nginx's client_header_timeout is 60 s)
 IDLE_SECONDS = 75  # a keep-alive connection with no request (nginx's keepalive_timeout)

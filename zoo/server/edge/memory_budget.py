@@ -3,7 +3,7 @@
 What a request costs the server while it is decoded, measured with `python -m bench memory`
 (docs/MEMORY.md): a REST body parsed whole, up to 17 times its size (`1.5,` over and over:
 4 bytes a number, each a Python float on its way into an array); a body that is one large
-array of numbers, decoded piece by piece straight into its dtype (`zoo.server.json_numbers`),
+array of numbers, decoded piece by piece straight into its dtype (`zoo.server.frontends.json_numbers`),
 at most 4 times its size plus a fixed amount for the piece being parsed; a gRPC request up to
 10 times its message. The body limit bounds one request's bytes, not its memory, so a few
 large requests at once could exhaust the machine. Here every request reserves its estimate

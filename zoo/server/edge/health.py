@@ -18,7 +18,7 @@ import threading
 
 from grpc_health.v1 import health, health_pb2
 
-from zoo.server.manager import ModelManager
+from zoo.server.plane.manager import ModelManager
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -1,4 +1,5 @@
-"""The Open Inference Protocol's REST routes, beside TF Serving's on the same port.
+"""The Open Inference Protocol's REST routes, the front end for paths under /v2 (behind
+`zoo.server.edge.rest_app`, beside TF Serving's on the same port).
 
     GET  /v2                                        server metadata
     GET  /v2/health/live | /v2/health/ready         200, or 400 when not ready
@@ -22,10 +23,10 @@ import urllib.parse
 
 import orjson
 
-from zoo.server import open_inference, rest_json, v2_tensors
-from zoo.server.data_plane import ServingCore
-from zoo.server.errors import ServingError, invalid_argument
-from zoo.server.http_answer import Answer
+from zoo.server.edge.http_answer import Answer, RestRequest
+from zoo.server.frontends import open_inference, rest_json, v2_tensors
+from zoo.server.plane.data_plane import DataPlane
+from zoo.server.plane.errors import ServingError, invalid_argument
 
 PREFIX = re.compile(r"/v2(?:/.*)?")
 MODEL_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
@@ -34,34 +35,35 @@ BINARY = b"application/octet-stream"
 
 
 class OpenInferenceRest:
-    """V2's REST routes over a `ServingCore` (called on a worker thread, one request each).
+    """V2's REST routes over a `DataPlane` (called on a worker thread, one request each).
 
     Args:
-        core: what serves the requests.
+        plane: what serves the requests.
         max_elements: the most elements a request's inputs may declare.
     """
 
-    def __init__(self, core: ServingCore, *, max_elements: int):
-        self.core = core
+    PREFIX = PREFIX
+
+    def __init__(self, plane: DataPlane, *, max_elements: int):
+        self.plane = plane
         self.max_elements = max_elements
 
-    def answer(self, method: str, path: str, headers: dict[str, str], body, timeout: float | None,
-               afford_json) -> Answer:
-        """One request under /v2; `afford_json(n)` is called before n bytes of JSON are parsed
-        (the memory budget's reservation for it)."""
+    def answer(self, request: RestRequest) -> Answer:
+        """One request under /v2."""
         try:
-            return self._route(method, path, headers, body, timeout, afford_json)
+            return self._route(request)
         except ServingError as error:
             return Answer.error(error.http_status, error.message)
 
-    def _route(self, method, path, headers, body, timeout, afford_json) -> Answer:
+    def _route(self, request: RestRequest) -> Answer:
+        method, path = request.method, request.path
         if method == "GET" and path in ("/v2", "/v2/"):
             return _json(200, {"name": open_inference.SERVER_NAME, "version": open_inference.server_version(),
                                "extensions": list(open_inference.EXTENSIONS)})
         if method == "GET" and path == "/v2/health/live":
             return Answer(200, "")
         if method == "GET" and path == "/v2/health/ready":
-            return Answer(200 if open_inference.server_ready(self.core) else 400, "")
+            return Answer(200 if open_inference.server_ready(self.plane) else 400, "")
         match = MODEL_PATH.fullmatch(path)
         if match is None:
             return Answer.error(404, f"Not found: {path[:200]} (not an Open Inference Protocol route)")
@@ -70,29 +72,30 @@ class OpenInferenceRest:
         if action == "/infer":
             if method != "POST":
                 return Answer.error(405, f"{method} {path[:200]}: inference is a POST")
-            with self.core.observe(name, "infer", "REST"):
-                return self._infer(name, version, headers, body, timeout, afford_json)
+            with self.plane.observe(name, "infer", "REST"):
+                return self._infer(name, version, request)
         if method != "GET":
             return Answer.error(405, f"{method} {path[:200]}: model metadata and readiness are a GET")
         if action == "/ready":
-            return Answer(200 if open_inference.model_ready(self.core, name, version) else 400, "")
-        return _json(200, open_inference.model_metadata(self.core, name, version))
+            return Answer(200 if open_inference.model_ready(self.plane, name, version) else 400, "")
+        return _json(200, open_inference.model_metadata(self.plane, name, version))
 
-    def _infer(self, name, version, headers, body, timeout, afford_json) -> Answer:
-        header_length = _header_length(headers, len(body))
-        afford_json(header_length)
-        request = rest_json.parse_body(body[:header_length] if header_length < len(body) else body)
+    def _infer(self, name: str, version: str, request: RestRequest) -> Answer:
+        body = request.body
+        header_length = _header_length(request.headers, len(body))
+        request.afford_json(header_length)
+        document = rest_json.parse_body(body[:header_length] if header_length < len(body) else body)
         binary = memoryview(body)[header_length:]
-        inputs, used = _inputs(request, binary)
+        inputs, used = _inputs(document, binary)
         if used != len(binary):
             raise invalid_argument(f"the inputs' binary_data_size add up to {used} bytes, but {len(binary)} "
                                    "follow the JSON header")
-        requested, binary_outputs = _outputs(request)
-        parameters = _object(request.get("parameters", {}), "parameters")
+        requested, binary_outputs = _outputs(document)
+        parameters = _object(document.get("parameters", {}), "parameters")
         all_binary = parameters.get("binary_data_output") is True
-        result = open_inference.infer(self.core, name, version, inputs, list(requested), parameters,
-                                      max_elements=self.max_elements, timeout=timeout)
-        return _infer_answer(result, request.get("id"), lambda output: all_binary or binary_outputs.get(output))
+        result = open_inference.infer(self.plane, name, version, inputs, list(requested), parameters,
+                                      max_elements=self.max_elements, timeout=request.deadline)
+        return _infer_answer(result, document.get("id"), lambda output: all_binary or binary_outputs.get(output))
 
 
 def _header_length(headers: dict[str, str], body_length: int) -> int:

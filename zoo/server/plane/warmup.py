@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from zoo.protocol import tensor_protos
 from zoo.protocol.names import WARMUP_FILE
-from zoo.server import example_apis
-from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.servable import Servable
+from zoo.server.plane import example_apis
+from zoo.server.plane.errors import Code, ServingError, invalid_argument
+from zoo.server.plane.servable import Servable
 
 MAX_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
 

@@ -24,9 +24,9 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import input_pb2
 
-from zoo.server.errors import invalid_argument
-from zoo.server.json_numbers import NumericText, skeleton
-from zoo.server.servable import Signature, type_name
+from zoo.server.frontends.json_numbers import NumericText, skeleton
+from zoo.server.plane.errors import invalid_argument
+from zoo.server.plane.servable import Signature, type_name
 
 ROW, COLUMNAR = "row", "columnar"
 
@@ -51,7 +51,7 @@ def parse_body(body: bytes | bytearray) -> dict:
 
 def numeric_skeleton(body: bytes | bytearray) -> dict | None:
     """A :predict body with its one large array of numbers left as text, to be decoded
-    straight into its input's dtype (`zoo.server.json_numbers`); None when the body is not of
+    straight into its input's dtype (`zoo.server.frontends.json_numbers`); None when the body is not of
     that shape (parse it whole). `decode_predict` raises ParseWhole if the numbers turn out
     not to be what that decoding takes."""
     return skeleton(body)
@@ -158,8 +158,13 @@ class ParseWhole(Exception):
     """Numbers left as text that their piecewise decoding does not take: parse the body whole."""
 
 
-def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
-    """The named input arrays of a :predict body, and its format (row or columnar)."""
+def request_format(document: dict) -> str:
+    """ROW for `instances`, COLUMNAR for `inputs`: the shape the answer takes."""
+    return ROW if "instances" in document else COLUMNAR
+
+
+def decode_predict(document: dict, signature: Signature) -> dict[str, np.ndarray]:
+    """The named input arrays of a :predict body, as the signature's dtypes."""
     if not signature.inputs:
         raise invalid_argument(
             f"Failed to get input map for signature: {signature.name if document.get('signature_name') else 'DEFAULT'}"
@@ -171,9 +176,9 @@ def decode_predict(document: dict, signature: Signature) -> tuple[dict[str, np.n
             "'inputs' or 'instances' keys to exist"
         )
     if has_instances:
-        return _decode_instances(document["instances"], signature), ROW
+        return _decode_instances(document["instances"], signature)
     if has_inputs:
-        return _decode_inputs(document["inputs"], signature), COLUMNAR
+        return _decode_inputs(document["inputs"], signature)
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
@@ -546,6 +551,13 @@ def _short_name(name: str, limit: int = 200) -> str:
 
 
 def _short(value, limit: int = 200) -> str:
-    text = json.dumps(value)
+    text = json.dumps(value, default=_whole_parse_needed)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
+
+def _whole_parse_needed(value):
+    """A message that quotes numbers left as text needs the body parsed whole."""
+    if isinstance(value, NumericText):
+        raise ParseWhole()
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -35,9 +35,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from zoo.protocol.names import SERVE_TAG
 from zoo.repository import policy_versions, version_folders
 from zoo.server.config import resolve_base_path, unhonoured_field
-from zoo.server.errors import Code, ServingError, invalid_argument, not_found
-from zoo.server.servable import Servable
-from zoo.server.warmup import warm_up
+from zoo.server.plane.errors import Code, ServingError, invalid_argument, not_found
+from zoo.server.plane.servable import Servable
+from zoo.server.plane.warmup import warm_up
 
 log = logging.getLogger("zoo.server")
 State = get_model_status_pb2.ModelVersionStatus.State

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from zoo.protocol import open_inference as protocol
-from zoo.server.errors import invalid_argument
+from zoo.server.plane.errors import invalid_argument
 
 # V2 datatype -> TensorFlow dtype.
 DATATYPES = {datatype: tf.dtypes.as_dtype(types_pb2.DataType.Value(name))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from zoo.server.errors import Code, ServingError
-from zoo.server.memory_budget import MEMORY_PER_PROTO_BYTE, OverBudget
+from zoo.server.edge.memory_budget import MEMORY_PER_PROTO_BYTE, OverBudget
+from zoo.server.plane.errors import Code, ServingError
 
 log = logging.getLogger("zoo.server")
 

@@ -34,8 +34,8 @@ from tensorflow.python.util import deprecation
 
 from zoo.protocol import tensor_protos
 from zoo.protocol.names import CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD, REGRESS_METHOD, SERVE_TAG
-from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.object_graph_restore import restore_uninitialized
+from zoo.server.plane.errors import Code, ServingError, invalid_argument
+from zoo.server.plane.object_graph_restore import restore_uninitialized
 
 log = logging.getLogger("zoo.server")
 

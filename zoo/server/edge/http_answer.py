@@ -1,9 +1,10 @@
-"""`Answer`: what a REST front end sends back (both protocols' routes build one)."""
+"""What passes between the REST edge and a REST front end: `RestRequest` in, `Answer` out."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 JSON = b"application/json"
 
@@ -26,3 +27,18 @@ class Answer:
     def parts(self) -> list[bytes]:
         """The body as bytes, in the parts it was made in."""
         return [self.text.encode("utf-8")] if isinstance(self.text, str) else self.text
+
+
+@dataclasses.dataclass
+class RestRequest:
+    """One REST request as the edge hands it to a front end: its line, headers (lower-case
+    names) and whole body, the deadline in seconds (None: none), and `afford_json(n)`, to be
+    called before n bytes of JSON are parsed whole (the memory budget's reservation for it;
+    raises OverBudget when there is no room)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes | bytearray
+    deadline: float | None
+    afford_json: Callable[[int], None]

@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (V2) over the serving core: what its REST and gRPC front ends share.
+"""The Open Inference Protocol (V2) over the data plane: what its REST and gRPC front ends share.
 
 V2 names a model and a version string; the zoo reads the string as TF Serving's version
 choice: "" the latest available version, digits a version number, anything else a version
@@ -6,7 +6,7 @@ label (`models.config`'s version_labels). A request may name a signature in its
 parameters (`"signature_name"`, a zoo extension: V2 has no signatures); otherwise
 `serving_default` runs. Inputs and outputs are the signature's aliases, so a V2 request and
 a TF Serving Predict for the same rows and version run the same session call, through the
-same batching, metrics and checks (`ServingCore.predict`).
+same batching, metrics and checks (`DataPlane.predict`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 from tensorflow_serving.apis import get_model_status_pb2
 
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server import v2_tensors
-from zoo.server.data_plane import ServingCore
-from zoo.server.errors import ServingError, invalid_argument
+from zoo.server.frontends import v2_tensors
+from zoo.server.plane.data_plane import DataPlane
+from zoo.server.plane.errors import ServingError, invalid_argument
 
 SERVER_NAME = "zoo"
 EXTENSIONS = ("binary_tensor_data",)  # Triton's name for the binary tensor data extension
@@ -51,27 +51,27 @@ def target(model_name: str, model_version: str, signature_name: str = "") -> Mod
     return ModelTarget(model_name, label=model_version, signature_name=signature_name)
 
 
-def server_ready(core: ServingCore) -> bool:
+def server_ready(plane: DataPlane) -> bool:
     """Ready: every configured model has a version available (as gRPC health's "")."""
-    availability = core.manager.availability()
+    availability = plane.manager.availability()
     return bool(availability) and all(availability.values())
 
 
-def model_ready(core: ServingCore, model_name: str, model_version: str) -> bool:
+def model_ready(plane: DataPlane, model_name: str, model_version: str) -> bool:
     """Whether the version (or the latest, or the label's) is available."""
     try:
-        core.resolve(target(model_name, model_version))
+        plane.resolve(target(model_name, model_version))
     except ServingError:
         return False
     return True
 
 
-def model_metadata(core: ServingCore, model_name: str, model_version: str) -> dict:
+def model_metadata(plane: DataPlane, model_name: str, model_version: str) -> dict:
     """V2 model metadata: name, available versions, platform, and the default signature's
     inputs and outputs with datatype and shape (-1 where a size is not fixed)."""
-    servable = core.resolve(target(model_name, model_version))
+    servable = plane.resolve(target(model_name, model_version))
     signature = servable.input_signature("")
-    versions = core.manager.status(model_name).model_version_status
+    versions = plane.manager.status(model_name).model_version_status
     available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
     return {
         "name": model_name,
@@ -109,7 +109,7 @@ class InferResult:
     outputs: dict[str, np.ndarray]
 
 
-def infer(core: ServingCore, model_name: str, model_version: str, inputs: list[InferInput],
+def infer(plane: DataPlane, model_name: str, model_version: str, inputs: list[InferInput],
           requested: list[str], parameters: dict, *, max_elements: int,
           timeout: float | None = None) -> InferResult:
     """Decode, check and run one V2 inference request; `requested`: the outputs asked for
@@ -117,26 +117,29 @@ def infer(core: ServingCore, model_name: str, model_version: str, inputs: list[I
     signature_name = parameters.get(SIGNATURE_PARAMETER, "")
     if not isinstance(signature_name, str):
         raise invalid_argument(f"parameter '{SIGNATURE_PARAMETER}' must be a string")
-    goal = target(model_name, model_version, signature_name)
-    servable, signature = core.input_signature(goal)
-    arrays, total = {}, 0
-    for item in inputs:
-        binding = signature.inputs.get(item.name) if isinstance(item.name, str) else None
-        total += v2_tensors.check_header(item.name, item.datatype, item.shape,
-                                         binding.dtype if binding is not None else None, max_elements)
-        if total > max_elements:
-            raise invalid_argument(f"the inputs declare {total} elements together, more than the {max_elements} "
-                                   "a request may declare (--max_tensor_elements)")
-        if item.name in arrays:
-            raise invalid_argument(f"input '{item.name[:200]}' is given twice")
-        if item.raw is not None:
-            arrays[item.name] = v2_tensors.from_raw(item.name, item.datatype, item.shape, item.raw)
-        elif item.values is not None:
-            arrays[item.name] = v2_tensors.from_values(item.name, item.datatype, item.shape, item.values)
-        else:
-            arrays[item.name] = v2_tensors.from_json_data(item.name, item.datatype, item.shape, item.data)
     if len(set(requested)) != len(requested):
         raise invalid_argument("an output is requested twice")
-    _, _, outputs = core.predict(goal, arrays, tuple(requested), timeout=timeout, servable=servable)
+
+    def decode(signature) -> dict:
+        arrays, total = {}, 0
+        for item in inputs:
+            binding = signature.inputs.get(item.name) if isinstance(item.name, str) else None
+            total += v2_tensors.check_header(item.name, item.datatype, item.shape,
+                                             binding.dtype if binding is not None else None, max_elements)
+            if total > max_elements:
+                raise invalid_argument(f"the inputs declare {total} elements together, more than the "
+                                       f"{max_elements} a request may declare (--max_tensor_elements)")
+            if item.name in arrays:
+                raise invalid_argument(f"input '{item.name[:200]}' is given twice")
+            if item.raw is not None:
+                arrays[item.name] = v2_tensors.from_raw(item.name, item.datatype, item.shape, item.raw)
+            elif item.values is not None:
+                arrays[item.name] = v2_tensors.from_values(item.name, item.datatype, item.shape, item.values)
+            else:
+                arrays[item.name] = v2_tensors.from_json_data(item.name, item.datatype, item.shape, item.data)
+        return arrays
+
+    servable, _, outputs = plane.predict(target(model_name, model_version, signature_name), decode,
+                                         tuple(requested), timeout=timeout)
     order = requested or sorted(outputs)
     return InferResult(model_name, str(servable.version), {name: outputs[name] for name in order})

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, inference_pb2, input_pb2, regression_pb2
 
-from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.servable import (
+from zoo.server.plane.errors import Code, ServingError, invalid_argument
+from zoo.server.plane.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,

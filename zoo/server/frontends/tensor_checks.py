@@ -32,8 +32,8 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from zoo.protocol import tensor_protos
-from zoo.server.errors import invalid_argument
 from zoo.server.flags import DEFAULT_MAX_TENSOR_ELEMENTS as DEFAULT_MAX_ELEMENTS
+from zoo.server.plane.errors import invalid_argument
 
 AMPLIFICATION = 16  # declared elements a byte of request, at most (a value sent takes >= 1 byte)
 FLOOR = 1 << 16  # small requests may still broadcast one value over a modest shape

@@ -1,8 +1,8 @@
-"""The serving core: the TF Serving APIs as plain methods, shared by the REST and gRPC fronts.
+"""The data plane: the serving APIs as plain methods, shared by every front end.
 
-A front end decodes its wire format into numpy arrays or protos, calls one method here, and
-encodes what comes back; every rule about models, versions, signatures, batching, timeouts
-and metrics lives here once. Each method follows the TF Serving function of the same job
+A front end decodes its wire format into numpy arrays or protos, calls one method here once
+per request, and encodes what comes back; every rule about models, versions, signatures,
+batching, timeouts and metrics lives here once. Each method follows the TF Serving function of the same job
 (predict_impl.cc, classification_service.cc, regression_service.cc, multi_inference_helper.cc,
 get_model_status_impl.cc, get_model_metadata_impl.cc), including the order of its checks.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import numpy as np
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -22,17 +21,17 @@ from tensorflow_serving.apis import (
 )
 
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server import example_apis
-from zoo.server.batching import Batcher
-from zoo.server.errors import ServingError, invalid_argument
-from zoo.server.manager import ModelManager
-from zoo.server.metrics import Metrics
-from zoo.server.servable import Servable, Signature
+from zoo.server.plane import example_apis
+from zoo.server.plane.batching import Batcher
+from zoo.server.plane.errors import ServingError, invalid_argument
+from zoo.server.plane.manager import ModelManager
+from zoo.server.plane.metrics import Metrics
+from zoo.server.plane.servable import Servable
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
-class ServingCore:
+class DataPlane:
     """Predict, Classify, Regress, MultiInference, status and metadata over a ModelManager.
 
     Args:
@@ -83,20 +82,19 @@ class ServingCore:
 
     # -- Predict ---------------------------------------------------------------------------
 
-    def input_signature(self, target: ModelTarget) -> tuple[Servable, Signature]:
-        """The servable and signature a REST body is decoded against (its input dtypes)."""
-        servable = self.resolve(target)
-        return servable, servable.input_signature(target.signature_name)
-
-    def predict(self, target: ModelTarget, inputs: dict[str, np.ndarray], output_filter=(),
-                timeout: float | None = None, servable: Servable | None = None):
+    def predict(self, target: ModelTarget, inputs, output_filter=(), timeout: float | None = None):
         """Returns (servable, signature, outputs by alias).
 
-        `timeout` is the request's deadline in seconds: a batched request waits for its
-        batch at most that long. Answering at the deadline is the front end's job (gRPC's
-        runtime ends the call; the REST application answers 504 while the call finishes).
+        `inputs`: the arrays by alias, or a function of the version's input signature that
+        decodes them (JSON's numbers become the signature's dtypes), called once the version
+        is resolved, so that one call serves the request. `timeout` is the request's deadline
+        in seconds: a batched request waits for its batch at most that long. Answering at the
+        deadline is the front end's job (gRPC's runtime ends the call; the REST edge answers
+        504 while the call finishes).
         """
-        servable = servable or self.resolve(target)
+        servable = self.resolve(target)
+        if callable(inputs):
+            inputs = inputs(servable.input_signature(target.signature_name))
         prediction = servable.prepare(target.signature_name, inputs, output_filter)
         if self.batcher is not None:
             outputs = self.batcher.run(servable, prediction, timeout)

@@ -6,35 +6,35 @@ V2 RPCs are served: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMe
 ModelInfer; Triton's others (repository, statistics, shared memory, streaming) answer
 UNIMPLEMENTED. An input comes as typed `contents` or, for every input at once, as
 `raw_input_contents`; outputs go back as `raw_output_contents`, as Triton answers them.
-Errors end the call with the serving core's status code and message.
+Errors end the call with the data plane's status code and message.
 """
 
 from __future__ import annotations
 
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from zoo.server import open_inference, v2_tensors
-from zoo.server.data_plane import ServingCore
-from zoo.server.errors import invalid_argument
-from zoo.server.grpc_calls import deadline, serve
-from zoo.server.memory_budget import MemoryBudget
-from zoo.server.tensor_checks import DEFAULT_MAX_ELEMENTS
+from zoo.server.edge.memory_budget import MemoryBudget
+from zoo.server.frontends import open_inference, v2_tensors
+from zoo.server.frontends.grpc_calls import deadline, serve
+from zoo.server.frontends.tensor_checks import DEFAULT_MAX_ELEMENTS
+from zoo.server.plane.data_plane import DataPlane
+from zoo.server.plane.errors import invalid_argument
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
-    """V2 over a `ServingCore`.
+    """V2 over a `DataPlane`.
 
     Args:
-        core: what serves the requests.
+        plane: what serves the requests.
         max_tensor_elements: the most elements a request's inputs may declare.
         budget: the memory budget for requests in flight (shared with the other front ends).
     """
 
-    def __init__(self, core: ServingCore, max_tensor_elements: int = DEFAULT_MAX_ELEMENTS,
+    def __init__(self, plane: DataPlane, max_tensor_elements: int = DEFAULT_MAX_ELEMENTS,
                  budget: MemoryBudget | None = None):
-        self.core = core
+        self.plane = plane
         self.max_tensor_elements = max_tensor_elements
         self.budget = budget
 
@@ -46,13 +46,13 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     @serve
     def ServerReady(self, request, context):
         """Ready when every configured model has a version available."""
-        return service_pb2.ServerReadyResponse(ready=open_inference.server_ready(self.core))
+        return service_pb2.ServerReadyResponse(ready=open_inference.server_ready(self.plane))
 
     @serve
     def ModelReady(self, request, context):
         """Whether the named version (or the latest, or a label's) is available."""
         return service_pb2.ModelReadyResponse(
-            ready=open_inference.model_ready(self.core, request.name, request.version))
+            ready=open_inference.model_ready(self.plane, request.name, request.version))
 
     @serve
     def ServerMetadata(self, request, context):
@@ -64,7 +64,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     @serve
     def ModelMetadata(self, request, context):
         """Versions, platform, and the default signature's inputs and outputs."""
-        metadata = open_inference.model_metadata(self.core, request.name, request.version)
+        metadata = open_inference.model_metadata(self.plane, request.name, request.version)
         response = service_pb2.ModelMetadataResponse(
             name=metadata["name"], versions=metadata["versions"], platform=metadata["platform"])
         for field in ("inputs", "outputs"):
@@ -75,9 +75,9 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     @serve
     def ModelInfer(self, request, context):
         """One inference: typed contents or raw bytes in, raw bytes out."""
-        with self.core.observe(request.model_name, "ModelInfer", "GRPC"):
+        with self.plane.observe(request.model_name, "ModelInfer", "GRPC"):
             result = open_inference.infer(
-                self.core, request.model_name, request.model_version, _inputs(request),
+                self.plane, request.model_name, request.model_version, _inputs(request),
                 [output.name for output in request.outputs], _parameters(request.parameters),
                 max_elements=self.max_tensor_elements, timeout=deadline(context))
             response = service_pb2.ModelInferResponse(

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from zoo.server.errors import Code, ServingError, invalid_argument
-from zoo.server.servable import Prediction, Servable
+from zoo.server.plane.errors import Code, ServingError, invalid_argument
+from zoo.server.plane.servable import Prediction, Servable
 
 
 @dataclasses.dataclass(eq=False)

@@ -17,7 +17,7 @@ only what uvicorn lacks:
   port 0 reports the port it got;
 - TLS from PEM files, optionally requiring a client certificate signed by a given CA.
 
-The ASGI application (the routes, TF Serving's JSON) is `zoo.server.rest`; it runs on the
+The ASGI application (the routes, TF Serving's JSON) is `zoo.server.frontends.rest_v1`; it runs on the
 event loop and hands every model call to a thread pool.
 """
 
