@@ -44,6 +44,8 @@ MODELS = ("dnn-regressor", "digits-mlp")
 # than V1's grid; each is compared with the V1 cell of the same shape.
 V2_API = ("v2-rest", "v2-grpc")
 V2_CELLS = ((1, 1), (1, 32), (64, 8), (4096, 1))
+# Request logging (logging_config, sampling_rate 1.0): its cost, logging on against off, same run.
+LOGGING_CELLS = ((1, 32),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +89,8 @@ def run(*, smoke: bool = False, out_dir: str = "docs") -> dict:
                                 cell.update(model=name, batching=batched)
                                 report["cells"].append(cell)
                                 print(_line(cell), flush=True)
+        report["logging"] = _logging_cells(models_dir, Path(scratch), functions["dnn-regressor"],
+                                           rows["dnn-regressor"], budget)
         report["lifecycle"] = lifecycle.run(models_dir, Path(scratch), rows["dnn-regressor"], smoke=smoke)
         print(json.dumps(report["lifecycle"], indent=1), flush=True)
     if not smoke:
@@ -160,13 +164,62 @@ class Server:
     pid: int
 
 
+def _logging_cells(models_dir: Path, scratch: Path, function, rows, budget: Budget) -> list[dict]:
+    """dnn-regressor's LOGGING_CELLS over both APIs on two servers at once, one logging every
+    request (sampling_rate 1.0) and one not, measured alternately: on / off is the cost."""
+    model, cells = "dnn-regressor", []
+    with serve(models_dir, [model]) as off, serve(models_dir, [model], log_prefix=scratch / "request-logs") as on:
+        for api in API:
+            for batch, concurrency in LOGGING_CELLS:
+                rounds = {"off": [], "on": []}
+                for _ in range(2):
+                    for name, server in (("off", off), ("on", on)):
+                        port = server.grpc_port if api == "grpc" else server.rest_port
+                        cell = _cell(function, api, port, model, rows, batch, concurrency, budget)
+                        rounds[name].append(cell["ratio"])
+                cell = {"api": api, "batch": batch, "concurrency": concurrency,
+                        "off": float(np.median(rounds["off"])), "on": float(np.median(rounds["on"]))}
+                cell["ratio"] = cell["on"] / cell["off"]
+                cells.append(cell)
+                print(f"{model:<14} {api:<5} batch {batch:>4} x{concurrency:<3} request logging on/off "
+                      f"{cell['on']:.2f}/{cell['off']:.2f} = {cell['ratio']:.2f}", flush=True)
+        logged = _logged_records(on.rest_port)
+    for cell in cells:
+        cell["records_logged"] = logged
+    return cells
+
+
+def _logged_records(rest_port: int) -> int:
+    """What the server's request log wrote, from its metrics (:tensorflow:serving:request_log_count)."""
+    connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=10)
+    connection.request("GET", "/monitoring/prometheus/metrics")
+    text = connection.getresponse().read().decode()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(":tensorflow:serving:request_log_count{"))
+
+
 @contextlib.contextmanager
-def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: float = 0):
-    """`zoo serve` of `names` in its own process on free ports, for the duration of a `with`."""
-    config = write_model_config_file(models_dir / "models.config", {name: models_dir / name for name in names})
+def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: float = 0,
+          log_prefix: Path | None = None):
+    """`zoo serve` of `names` in its own process on free ports, for the duration of a `with`;
+    with `log_prefix`, every model logs every request there (logging_config)."""
+    config = write_model_config_file(models_dir / ("models-logged.config" if log_prefix else "models.config"),
+                                     {name: models_dir / name for name in names})
+    if log_prefix:
+        from google.protobuf import text_format
+
+        from zoo.server.config import load_model_config_file
+
+        logged = load_model_config_file(config)
+        for entry in logged.model_config_list.config:
+            entry.logging_config.log_collector_config.type = "tfrecord"
+            entry.logging_config.log_collector_config.filename_prefix = str(log_prefix / entry.name)
+            entry.logging_config.sampling_config.sampling_rate = 1.0
+        config.write_text(text_format.MessageToString(logged))
     grpc_port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "zoo", "serve", f"--model_config_file={config}", f"--port={grpc_port}",
-               f"--rest_api_port={rest_port}", f"--file_system_poll_wait_seconds={poll_seconds}"]
+               f"--rest_api_port={rest_port}", f"--file_system_poll_wait_seconds={poll_seconds}",
+               "--monitoring_config_file=" + str(_monitoring_config(models_dir))]
     if batching:
         command += ["--enable_batching", f"--batching_parameters_file={batching}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,6 +233,12 @@ def serve(models_dir: Path, names, batching: Path | None = None, poll_seconds: f
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def _monitoring_config(folder: Path) -> Path:
+    path = folder / "monitoring.config"
+    path.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }')
+    return path
 
 
 def model_available(rest_port: int, name: str) -> bool:
@@ -451,6 +510,10 @@ def targets(report: dict, model: str = "dnn-regressor") -> list[str]:
             rows.append(("trainer epoch time (docs/training.json)", "<= 1.05x bare fit", f"{ratio:.2f}x",
                          ratio <= 1.05))
     rows += _v2_targets(report)
+    for cell in report.get("logging", []):
+        rows.append((f"request logging on, {cell['api']} {cell['batch']}-row x{cell['concurrency']} "
+                     f"({cell['records_logged']:,} records written)", ">= 0.9x of logging off",
+                     f"{cell['ratio']:.2f}x ({cell['on']:.2f} / {cell['off']:.2f})", cell["ratio"] >= 0.9))
     return ["## Targets", "", "| measure | target | this run | met |", "|---|---|---|---|",
             *(f"| {name} | {target} | {got} | {'yes' if met else '**no**'} |" for name, target, got, met in rows)]
 

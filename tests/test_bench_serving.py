@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 
-from bench.serving import API, BATCH_SIZES, CONCURRENCY, MODELS, run
+from bench.serving import API, BATCH_SIZES, CONCURRENCY, LOGGING_CELLS, MODELS, V2_API, V2_CELLS, run
 
 
 def test_smoke_mode_fills_every_cell(tmp_path):
     report = run(smoke=True, out_dir=str(tmp_path))
     cells = report["cells"]
-    assert len(cells) == len(MODELS) * len(API) * len(BATCH_SIZES) * len(CONCURRENCY) * 2
+    v1_cells = len(MODELS) * len(API) * len(BATCH_SIZES) * len(CONCURRENCY) * 2
+    assert len(cells) == v1_cells + len(MODELS) * len(V2_API) * len(V2_CELLS) * 2
     for cell in cells:
         assert cell["requests"] >= 1 and cell["rows_per_s"] > 0 and cell["ratio"] > 0
         assert cell["p99_ms"] >= cell["p50_ms"] > 0
-    assert {(c["api"], c["batching"]) for c in cells} == {(a, b) for a in API for b in (False, True)}
+    assert {(c["api"], c["batching"]) for c in cells} == {(a, b) for a in (*API, *V2_API) for b in (False, True)}
+    # Request logging on against off: both APIs, and the logging server wrote what it served.
+    logging_cells = report["logging"]
+    assert len(logging_cells) == len(API) * len(LOGGING_CELLS)
+    assert all(c["on"] > 0 and c["off"] > 0 and c["records_logged"] > 0 for c in logging_cells)
     assert list(tmp_path.iterdir()) == []  # smoke numbers are not figures: nothing is written
 
     # zoo predict wrote a prediction for every row (lifecycle.py raises otherwise), twice.

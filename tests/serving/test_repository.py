@@ -236,17 +236,20 @@ def test_a_config_reload_adds_and_removes_models(start, tmp_path):
     assert server.rest("GET", "/v1/models/half_plus_two")[0] == 404
 
 
-def test_a_reload_asking_for_request_logging_is_refused_by_name_and_the_config_stays(start, tmp_path):
+def test_a_reload_asking_for_a_log_collector_zoo_serve_lacks_is_refused_by_name_and_the_config_stays(start, tmp_path):
     write_half_plus(_versions(tmp_path) / "1", 2.0)
     server = start()
     config = model_server_config_pb2.ModelServerConfig()
     entry = config.model_config_list.config.add(name="half_plus_two", base_path=str(_versions(tmp_path)),
                                                 model_platform="tensorflow")
     entry.logging_config.sampling_config.sampling_rate = 1.0
+    entry.logging_config.log_collector_config.type = "kafka"
+    entry.logging_config.log_collector_config.filename_prefix = str(tmp_path / "logs")
     with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as refused:
         model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
             model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "logging_config" in refused.value.details()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "log_collector_config.type 'kafka' is not a log collector zoo serve has (tfrecord)" in refused.value.details()
     assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
 
 

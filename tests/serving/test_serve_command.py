@@ -102,8 +102,8 @@ def test_the_shipped_serving_configs_parse_with_tf_servings_field_names():
 
 @pytest.mark.parametrize(("file_text", "flag", "named"), [
     ('model_config_list { config { name: "m" base_path: "/models/m" model_platform: "tensorflow" '
-     'logging_config { sampling_config { sampling_rate: 1.0 } } } }', "--model_config_file",
-     "model_config_list.config[0].logging_config"),
+     'logging_config { sampling_config { sampling_rate: 1.0 per_task_sampling_configs { sampling_rate: 0.5 } } } } }',
+     "--model_config_file", "model_config_list.config[0].logging_config.sampling_config.per_task_sampling_configs"),
     ("max_batch_size { value: 8 } allowed_batch_sizes: 4 allowed_batch_sizes: 8", "--batching_parameters_file",
      "allowed_batch_sizes"),
     ("max_batch_size { value: 8 } pad_variable_length_inputs: true", "--batching_parameters_file",

@@ -29,9 +29,12 @@ log = logging.getLogger("zoo.server")
 # it does instead. A file (or a HandleReloadConfigRequest) that sets one is refused, naming the
 # field: a setting that silently does nothing is worse than a refusal.
 UNHONOURED_FIELDS = {
-    "tensorflow.serving.ModelConfig": {
-        "logging_config": "request logging is not implemented (TF Serving's open-source build refuses it "
-                          "too: 'No request-logger-creator provided')",
+    "tensorflow.serving.LoggingConfig": {
+        "custom_logging_config": "the zoo's log collector takes no custom config",
+    },
+    "tensorflow.serving.SamplingConfig": {
+        "per_task_sampling_configs": "one sampling_rate for every task",
+        "attributes": "requests are sampled at sampling_rate, whatever their attributes",
     },
     "tensorflow.serving.BatchingParameters": {
         "thread_pool_name": "every batch runs on the zoo's batch threads",

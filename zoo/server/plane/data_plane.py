@@ -13,19 +13,26 @@ import contextlib
 import time
 
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
     input_pb2,
+    logging_pb2,
     model_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    regression_pb2,
 )
 
+from zoo.protocol import tensor_protos
 from zoo.protocol.model_spec import ModelTarget
 from zoo.server.plane import example_apis
 from zoo.server.plane.batching import Batcher
 from zoo.server.plane.errors import ServingError, invalid_argument
 from zoo.server.plane.manager import ModelManager
 from zoo.server.plane.metrics import Metrics
+from zoo.server.plane.request_log import RequestLogs
 from zoo.server.plane.servable import Servable
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -44,12 +51,14 @@ class DataPlane:
         self.manager = manager
         self.batcher = batcher
         self.metrics = metrics or Metrics()
+        self.request_logs = RequestLogs(self.metrics.log_dropped, self.metrics.logged)
 
     def close(self) -> None:
-        """Stop the model manager and the batcher."""
+        """Stop the model manager and the batcher; write the request logs' queued records."""
         self.manager.stop()
         if self.batcher is not None:
             self.batcher.stop()
+        self.request_logs.close()
 
     @contextlib.contextmanager
     def observe(self, model_name: str, api: str | None, entrypoint: str):
@@ -100,6 +109,9 @@ class DataPlane:
             outputs = self.batcher.run(servable, prediction, timeout)
         else:
             outputs = servable.run(prediction)
+        held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
+        self._log(target, servable, "predict_log", held,
+                  lambda: _predict_log(target, servable.version, prediction, output_filter, outputs))
         return servable, prediction.signature, outputs
 
     # -- Classify / Regress / MultiInference -----------------------------------------------
@@ -109,20 +121,50 @@ class DataPlane:
         servable = self.resolve(target)
         signature = example_apis.classification_signature(servable, target.signature_name)
         result = example_apis.classify(servable, signature, model_input)
-        return target.served_by(servable.version), result
+        spec = target.served_by(servable.version)
+        self._log(target, servable, "classify_log", model_input.ByteSize(), lambda: prediction_log_pb2.ClassifyLog(
+            request=classification_pb2.ClassificationRequest(model_spec=_request_spec(target), input=model_input),
+            response=classification_pb2.ClassificationResponse(model_spec=spec, result=result)))
+        return spec, result
 
     def regress(self, target: ModelTarget, model_input: input_pb2.Input):
         """Returns (the response's ModelSpec, the RegressionResult)."""
         servable = self.resolve(target)
         signature = example_apis.regression_signature(servable, target.signature_name)
         result = example_apis.regress(servable, signature, model_input)
-        return target.served_by(servable.version), result
+        spec = target.served_by(servable.version)
+        self._log(target, servable, "regress_log", model_input.ByteSize(), lambda: prediction_log_pb2.RegressLog(
+            request=regression_pb2.RegressionRequest(model_spec=_request_spec(target), input=model_input),
+            response=regression_pb2.RegressionResponse(model_spec=spec, result=result)))
+        return spec, result
 
     def multi_inference(self, request: inference_pb2.MultiInferenceRequest):
         """The MultiInferenceResponse; the version is the first task's (as TF Serving)."""
         first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
-        servable = self.resolve(ModelTarget.from_proto(first))
-        return example_apis.multi_inference(servable, request)
+        target = ModelTarget.from_proto(first)
+        servable = self.resolve(target)
+        response = example_apis.multi_inference(servable, request)
+        self._log(target, servable, "multi_inference_log", request.ByteSize(),
+                  lambda: prediction_log_pb2.MultiInferenceLog(request=request, response=response))
+        return response
+
+    # -- request logging -------------------------------------------------------------------
+
+    def _log(self, target: ModelTarget, servable: Servable, field: str, size: int, build) -> None:
+        """Hand an answered request to its model's request log, if it has one (request_log):
+        the PredictionLog is built on the log's thread, not this one."""
+        logging_config = self.manager.logging_config(target.name)
+        if logging_config is None:
+            return
+
+        def record() -> prediction_log_pb2.PredictionLog:
+            entry = prediction_log_pb2.PredictionLog(log_metadata=logging_pb2.LogMetadata(
+                model_spec=target.served_by(servable.version), sampling_config=logging_config.sampling_config,
+                saved_model_tags=list(servable.tags), timestamp_secs=int(time.time())))
+            getattr(entry, field).CopyFrom(build())
+            return entry
+
+        self.request_logs.log(target.name, logging_config, size, record)
 
     # -- Status and metadata ---------------------------------------------------------------
 
@@ -147,3 +189,21 @@ class DataPlane:
             signatures.signature_def[key].CopyFrom(definition)
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signatures)
         return response
+
+
+def _request_spec(target: ModelTarget) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec()
+    target.fill(spec)
+    return spec
+
+
+def _predict_log(target: ModelTarget, version: int, prediction, output_filter,
+                 outputs) -> prediction_log_pb2.PredictLog:
+    """A PredictLog of what ran: the inputs as decoded (the signature's defaults filled in)."""
+    request = predict_pb2.PredictRequest(model_spec=_request_spec(target), output_filter=list(output_filter))
+    for alias, value in prediction.inputs.items():
+        request.inputs[alias].CopyFrom(tensor_protos.to_proto(value))
+    response = predict_pb2.PredictResponse(model_spec=target.served_by(version))
+    for alias, value in outputs.items():
+        response.outputs[alias].CopyFrom(tensor_protos.to_proto(value))
+    return prediction_log_pb2.PredictLog(request=request, response=response)

@@ -36,6 +36,7 @@ from zoo.protocol.names import SERVE_TAG
 from zoo.repository import policy_versions, version_folders
 from zoo.server.config import resolve_base_path, unhonoured_field
 from zoo.server.plane.errors import Code, ServingError, invalid_argument, not_found
+from zoo.server.plane.request_log import check_logging_config
 from zoo.server.plane.servable import Servable
 from zoo.server.plane.warmup import warm_up
 
@@ -301,6 +302,13 @@ class ModelManager:
         with self._lock:
             return {name: bool(entry.available()) for name, entry in self._models.items()}
 
+    def logging_config(self, name: str):
+        """The model's LoggingConfig, or None when it logs nothing (or is not configured)."""
+        with self._lock:
+            entry = self._models.get(name)
+            return entry.config.logging_config if entry is not None and entry.config.HasField("logging_config") \
+                else None
+
     def is_configured(self, name: str) -> bool:
         """Whether the config names this model (a dict lookup: safe for any client string)."""
         return name in self._models
@@ -375,6 +383,8 @@ def validate_model_config_list(config_list) -> None:
     for model in config_list.config:
         if (unhonoured := unhonoured_field(model)) is not None:
             raise invalid_argument(f"model {model.name}: not honoured by zoo serve, so refused: {unhonoured}")
+        if model.HasField("logging_config") and (why := check_logging_config(model.name, model.logging_config)):
+            raise invalid_argument(why)
         if model.name in seen:
             raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
         seen.add(model.name)

@@ -6,7 +6,11 @@ format TF Serving serves at /monitoring/prometheus/metrics (util/prometheus_expo
                                                                     requests only (as TF Serving)
 
 `API` is what TF Serving records: "Predict", "Classify", "Regress" over gRPC, and the
-verb of the URL ("predict", "classify", "regress") over REST.
+verb of the URL ("predict", "classify", "regress") over REST. The zoo adds its request log's
+counters (TF Serving's open-source build has no log collector):
+
+    :tensorflow:serving:request_log_count{model_name}                records written
+    :tensorflow:serving:request_log_dropped_count{model_name,reason} queue_full, write_failed...
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections import defaultdict
 
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+REQUEST_LOG_COUNT = ":tensorflow:serving:request_log_count"
+REQUEST_LOG_DROPPED = ":tensorflow:serving:request_log_dropped_count"
 # monitoring::Buckets::Exponential(10, 1.8, 33): 10 us * 1.8^i, about 20 minutes at the top.
 BUCKETS = tuple(10 * 1.8**i for i in range(33))
 
@@ -29,6 +35,18 @@ class Metrics:
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
         self._histograms: dict[tuple[str, str, str], list[int]] = {}
         self._sums: dict[tuple[str, str, str], float] = defaultdict(float)
+        self._logged: dict[str, int] = defaultdict(int)
+        self._dropped: dict[tuple[str, str], int] = defaultdict(int)
+
+    def logged(self, model: str) -> None:
+        """Count one request-log record written."""
+        with self._lock:
+            self._logged[model] += 1
+
+    def log_dropped(self, model: str, reason: str) -> None:
+        """Count one request-log record dropped, and why."""
+        with self._lock:
+            self._dropped[(model, reason)] += 1
 
     def count(self, model: str, status: str) -> None:
         """Count one request of `model` with its status."""
@@ -60,6 +78,13 @@ class Metrics:
                     lines.append(f'{REQUEST_LATENCY}_bucket{{{base},le="{limit}"}} {cumulative}')
                 lines.append(f"{REQUEST_LATENCY}_sum{{{base}}} {self._sums[(model, api, entrypoint)]:g}")
                 lines.append(f"{REQUEST_LATENCY}_count{{{base}}} {cumulative}")
+            if self._logged or self._dropped:
+                lines.append(f"# TYPE {REQUEST_LOG_COUNT} counter")
+                lines += [f"{REQUEST_LOG_COUNT}{{{_labels(model_name=m)}}} {n}"
+                          for m, n in sorted(self._logged.items())]
+                lines.append(f"# TYPE {REQUEST_LOG_DROPPED} counter")
+                lines += [f"{REQUEST_LOG_DROPPED}{{{_labels(model_name=m, reason=r)}}} {n}"
+                          for (m, r), n in sorted(self._dropped.items())]
         return "\n".join(lines) + "\n"
 
 

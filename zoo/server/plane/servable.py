@@ -111,6 +111,7 @@ class Servable:
         self.name = name
         self.version = version
         self.path = Path(path)
+        self.tags = tuple(tags)
         self.check_method_names = check_method_names
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)

@@ -1,0 +1,134 @@
+"""Request logging as TF Serving specifies it (logging_config in models.config): every answered
+call of a logged model found in TFRecord files of TF Serving's own PredictionLog proto, read
+back with TensorFlow's TFRecord reader, whatever protocol carried it; sampling; a folder that
+cannot be written drops records, counted, and fails no request."""
+
+from __future__ import annotations
+
+import glob
+import logging
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+import tritonclient.http as triton_http
+from google.protobuf import text_format
+from tensorflow_serving.apis import (
+    input_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from tests.serving.conftest import Server, write_config
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture()
+def logged_server(repository, tmp_path):
+    """start(prefix, rate) -> a Server whose half_plus_two logs to `prefix` at `rate`."""
+    from zoo.server.app import ZooServer
+    from zoo.server.config import load_model_config_file
+
+    servers = []
+
+    def starter(prefix, rate=1.0):
+        config = load_model_config_file(write_config(repository.root, ["half_plus_two"], tmp_path / "models.config"))
+        entry = config.model_config_list.config[0]
+        text_format.Parse(f'log_collector_config {{ type: "tfrecord" filename_prefix: "{prefix}" }} '
+                          f"sampling_config {{ sampling_rate: {rate} }}", entry.logging_config)
+        embedded = ZooServer(config, grpc_port=0, rest_port=0, poll_seconds=0,
+                             metrics_path="/monitoring/prometheus/metrics").start()
+        servers.append(embedded)
+        return Server(f"127.0.0.1:{embedded.rest_port}", f"127.0.0.1:{embedded.grpc_port}", embedded)
+
+    yield starter
+    for embedded in servers:
+        embedded.stop()
+
+
+def _records(prefix) -> list[prediction_log_pb2.PredictionLog]:
+    files = sorted(glob.glob(f"{prefix}-*.tfrecord"))
+    return [prediction_log_pb2.PredictionLog.FromString(raw.numpy()) for raw in tf.data.TFRecordDataset(files)]
+
+
+def test_every_answered_call_over_every_protocol_is_logged_with_its_inputs_and_answer(logged_server, tmp_path):
+    prefix = tmp_path / "logs" / "half_plus_two"
+    server = logged_server(prefix)
+    assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0, 2.0]})[0] == 200
+    assert server.rest("POST", "/v1/models/half_plus_two:regress", {"signature_name": "regression",
+                                                                          "examples": [{"x": 3.0}]})[0] == 200
+    assert server.rest("POST", "/v1/models/half_plus_two:predict",
+                       {"signature_name": "nope", "instances": [1.0]})[0] == 400  # not answered: not logged
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half_plus_two"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[4.0]], np.float32)))
+        stub.Predict(request, timeout=30)
+        regression = regression_pb2.RegressionRequest(input=input_pb2.Input())
+        regression.model_spec.name = "half_plus_two"
+        regression.model_spec.signature_name = "regression"
+        regression.input.example_list.examples.add().features.feature["x"].float_list.value.append(5.0)
+        stub.Regress(regression, timeout=30)
+    client = triton_http.InferenceServerClient(url=server.rest_address)
+    tensor = triton_http.InferInput("x", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([6.0], np.float32))
+    assert client.infer("half_plus_two", [tensor]).as_numpy("y").tolist() == [5.0]
+    client.close()
+    server.embedded.stop()  # SIGTERM's drain: what is queued is written
+
+    records = _records(prefix)
+    kinds = [record.WhichOneof("log_type") for record in records]
+    assert sorted(kinds) == sorted(["predict_log", "regress_log", "predict_log", "regress_log", "predict_log"])
+    for record in records:
+        metadata = record.log_metadata
+        assert metadata.model_spec.name == "half_plus_two" and metadata.model_spec.version.value == 1
+        assert metadata.sampling_config.sampling_rate == 1.0 and list(metadata.saved_model_tags) == ["serve"]
+        assert metadata.timestamp_secs > 0
+    predicted = [(tf.make_ndarray(r.predict_log.request.inputs["x"]).ravel().tolist(),
+                  tf.make_ndarray(r.predict_log.response.outputs["y"]).ravel().tolist())
+                 for r in records if r.HasField("predict_log")]
+    assert sorted(predicted) == [([1.0, 2.0], [2.5, 3.0]), ([4.0], [4.0]), ([6.0], [5.0])]
+    regressed = sorted((r.regress_log.request.input.example_list.examples[0].features.feature["x"].float_list.value[0],
+                        r.regress_log.response.result.regressions[0].value) for r in records if r.HasField("regress_log"))
+    assert regressed == [(3.0, 3.5), (5.0, 4.5)]
+
+
+def test_a_quarter_sampling_rate_logs_about_a_quarter(logged_server, tmp_path):
+    prefix = tmp_path / "sampled"
+    server = logged_server(prefix, rate=0.25)
+    for _ in range(400):
+        assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]})[0] == 200
+    server.embedded.stop()
+    assert 60 <= len(_records(prefix)) <= 140  # binomial(400, 0.25): 100, sd 8.7
+
+
+def test_a_folder_that_cannot_be_written_drops_records_counted_and_fails_no_request(logged_server, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be")
+    server = logged_server(blocker / "half_plus_two")
+    with caplog.at_level(logging.WARNING, logger="zoo.server"):
+        for _ in range(20):
+            assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [1.0]}) == (
+                200, {"predictions": [2.5]})
+        server.embedded.plane.request_logs.close()  # the queue written (here: dropped)
+    metrics = server.rest("GET", "/monitoring/prometheus/metrics")[1]
+    dropped = [line for line in metrics.splitlines() if line.startswith(":tensorflow:serving:request_log_dropped_count")]
+    assert dropped == [':tensorflow:serving:request_log_dropped_count{model_name="half_plus_two",'
+                       'reason="write_failed"} 20']
+    assert "request log of half_plus_two: cannot write to" in caplog.text
+
+
+def test_a_log_collector_zoo_serve_lacks_is_refused_at_start_by_name(tmp_path):
+    from zoo.server.config import single_model_config
+    from zoo.server.plane.errors import ServingError
+    from zoo.server.plane.manager import ModelManager
+
+    config = single_model_config("m", str(tmp_path))
+    config.model_config_list.config[0].logging_config.log_collector_config.type = "bigquery"
+    with pytest.raises(ServingError, match="log_collector_config.type 'bigquery' is not a log collector"):
+        ModelManager(config, poll_seconds=0)
