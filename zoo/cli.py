@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     versions_parser.add_argument("--models-dir", default="models")
     versions_parser.set_defaults(handler=cmd_versions)
 
+    logs = commands.add_parser("logs", help="request-log records (logging_config) to rows: CSV or Parquet")
+    logs.add_argument("sources", nargs="+", help="request-log files, or a logging_config filename_prefix")
+    logs.add_argument("--output", required=True, type=Path, help="rows.csv or rows.parquet")
+    logs.add_argument("--model", help="only this model's records")
+    logs.set_defaults(handler=cmd_logs)
+
     promote = commands.add_parser("promote", help="point a version label (stable, canary) at a version")
     promote.add_argument("model")
     promote.add_argument("version", type=int)
@@ -344,6 +350,16 @@ def cmd_versions(args) -> int:
         value = f"{row.metric} {row.value:.4f}" if row.value is not None else "?"
         print(f"{row.version:>7}  {row.created:<25}  {row.dataset:<18}  {value:<18}  "
               f"{','.join(row.labels) or '-':<14}  {'yes' if row.served else 'no'}")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    """`zoo logs`: request-log records to rows."""
+    from zoo.loop.logs import log_files, write_rows
+
+    counts = write_rows(log_files(args.sources), args.output, model=args.model)
+    skipped = f" ({counts['skipped']} MultiInference records skipped)" if counts["skipped"] else ""
+    print(f"{counts['rows']} rows from {counts['records']} records -> {args.output}{skipped}")
     return 0
 
 

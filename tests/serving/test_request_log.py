@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import logging
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -29,14 +30,14 @@ pytestmark = pytest.mark.embedded
 
 @pytest.fixture()
 def logged_server(repository, tmp_path):
-    """start(prefix, rate) -> a Server whose half_plus_two logs to `prefix` at `rate`."""
+    """start(prefix, rate, model) -> a Server whose one model logs to `prefix` at `rate`."""
     from zoo.server.app import ZooServer
     from zoo.server.config import load_model_config_file
 
     servers = []
 
-    def starter(prefix, rate=1.0):
-        config = load_model_config_file(write_config(repository.root, ["half_plus_two"], tmp_path / "models.config"))
+    def starter(prefix, rate=1.0, model="half_plus_two"):
+        config = load_model_config_file(write_config(repository.root, [model], tmp_path / "models.config"))
         entry = config.model_config_list.config[0]
         text_format.Parse(f'log_collector_config {{ type: "tfrecord" filename_prefix: "{prefix}" }} '
                           f"sampling_config {{ sampling_rate: {rate} }}", entry.logging_config)
@@ -132,3 +133,44 @@ def test_a_log_collector_zoo_serve_lacks_is_refused_at_start_by_name(tmp_path):
     config.model_config_list.config[0].logging_config.log_collector_config.type = "bigquery"
     with pytest.raises(ServingError, match="log_collector_config.type 'bigquery' is not a log collector"):
         ModelManager(config, poll_seconds=0)
+
+
+def test_zoo_logs_turns_the_records_into_the_rows_that_were_served_and_reads_a_cut_file_to_its_last_record(
+        logged_server, repository, tmp_path, capsys, caplog):
+    import pandas as pd
+
+    from zoo.cli import main
+    from zoo.client import client_class
+
+    prefix = tmp_path / "logs" / "dnn-regressor"
+    server = logged_server(prefix, model="dnn-regressor")
+    rows = repository.zoo_models["dnn-regressor"].rows(12)
+    sent, answers = [], []
+    for (via, protocol), (start, stop) in zip([("rest", "v1"), ("grpc", "v1"), ("rest", "v2")],
+                                              [(0, 5), (5, 8), (8, 12)]):
+        address = server.rest_address if via == "rest" else server.grpc_address
+        part = pd.DataFrame({k: v[start:stop] for k, v in rows.items()})
+        with client_class(via, protocol)(address, timeout=30) as client:
+            answers.append(client.predict("dnn-regressor", part)["prediction"])
+        sent.append(part)
+    server.embedded.stop()
+    sent, answers = pd.concat(sent, ignore_index=True), pd.concat(answers, ignore_index=True)
+
+    for output in (tmp_path / "rows.csv", tmp_path / "rows.parquet"):
+        assert main(["logs", str(prefix), "--output", str(output)]) == 0
+        assert "12 rows from 3 records" in capsys.readouterr().out
+        written = pd.read_csv(output) if output.suffix == ".csv" else pd.read_parquet(output)
+        assert list(written.columns[:4]) == ["time", "model", "version", "signature"]
+        assert set(written["model"]) == {"dnn-regressor"} and set(written["version"]) == {1}
+        written = written.sort_values(list(sent.columns)).reset_index(drop=True)
+        order = sent.astype("float32").sort_values(list(sent.columns)).index
+        np.testing.assert_allclose(written[list(sent.columns)], sent.loc[order].astype("float32"), rtol=1e-6)
+        np.testing.assert_allclose(written["prediction"], answers.loc[order], rtol=1e-5)
+
+    (log_file,) = glob.glob(f"{prefix}-*.tfrecord")
+    cut = tmp_path / "cut.tfrecord"
+    cut.write_bytes(Path(log_file).read_bytes()[:-10])  # the server killed in the last record's middle
+    with caplog.at_level(logging.WARNING, logger="zoo.loop"):
+        assert main(["logs", str(cut), "--output", str(tmp_path / "cut.csv")]) == 0
+    assert "8 rows from 2 records" in capsys.readouterr().out
+    assert "ends in a partial record after 2 whole ones" in caplog.text

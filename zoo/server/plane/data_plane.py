@@ -20,7 +20,6 @@ from tensorflow_serving.apis import (
     input_pb2,
     logging_pb2,
     model_pb2,
-    predict_pb2,
     prediction_log_pb2,
     regression_pb2,
 )
@@ -111,7 +110,7 @@ class DataPlane:
             outputs = servable.run(prediction)
         held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
         self._log(target, servable, "predict_log", held,
-                  lambda: _predict_log(target, servable.version, prediction, output_filter, outputs))
+                  lambda log: _predict_log(log, target, servable.version, prediction, output_filter, outputs))
         return servable, prediction.signature, outputs
 
     # -- Classify / Regress / MultiInference -----------------------------------------------
@@ -122,9 +121,10 @@ class DataPlane:
         signature = example_apis.classification_signature(servable, target.signature_name)
         result = example_apis.classify(servable, signature, model_input)
         spec = target.served_by(servable.version)
-        self._log(target, servable, "classify_log", model_input.ByteSize(), lambda: prediction_log_pb2.ClassifyLog(
-            request=classification_pb2.ClassificationRequest(model_spec=_request_spec(target), input=model_input),
-            response=classification_pb2.ClassificationResponse(model_spec=spec, result=result)))
+        self._log(target, servable, "classify_log", model_input.ByteSize(), lambda log: log.CopyFrom(
+            prediction_log_pb2.ClassifyLog(
+                request=classification_pb2.ClassificationRequest(model_spec=_request_spec(target), input=model_input),
+                response=classification_pb2.ClassificationResponse(model_spec=spec, result=result))))
         return spec, result
 
     def regress(self, target: ModelTarget, model_input: input_pb2.Input):
@@ -133,9 +133,10 @@ class DataPlane:
         signature = example_apis.regression_signature(servable, target.signature_name)
         result = example_apis.regress(servable, signature, model_input)
         spec = target.served_by(servable.version)
-        self._log(target, servable, "regress_log", model_input.ByteSize(), lambda: prediction_log_pb2.RegressLog(
-            request=regression_pb2.RegressionRequest(model_spec=_request_spec(target), input=model_input),
-            response=regression_pb2.RegressionResponse(model_spec=spec, result=result)))
+        self._log(target, servable, "regress_log", model_input.ByteSize(), lambda log: log.CopyFrom(
+            prediction_log_pb2.RegressLog(
+                request=regression_pb2.RegressionRequest(model_spec=_request_spec(target), input=model_input),
+                response=regression_pb2.RegressionResponse(model_spec=spec, result=result))))
         return spec, result
 
     def multi_inference(self, request: inference_pb2.MultiInferenceRequest):
@@ -145,14 +146,15 @@ class DataPlane:
         servable = self.resolve(target)
         response = example_apis.multi_inference(servable, request)
         self._log(target, servable, "multi_inference_log", request.ByteSize(),
-                  lambda: prediction_log_pb2.MultiInferenceLog(request=request, response=response))
+                  lambda log: log.CopyFrom(prediction_log_pb2.MultiInferenceLog(request=request, response=response)))
         return response
 
     # -- request logging -------------------------------------------------------------------
 
     def _log(self, target: ModelTarget, servable: Servable, field: str, size: int, build) -> None:
         """Hand an answered request to its model's request log, if it has one (request_log):
-        the PredictionLog is built on the log's thread, not this one."""
+        the PredictionLog is built on the log's thread, not this one; `build(log)` writes the
+        request and answer into its `field`."""
         logging_config = self.manager.logging_config(target.name)
         if logging_config is None:
             return
@@ -161,7 +163,7 @@ class DataPlane:
             entry = prediction_log_pb2.PredictionLog(log_metadata=logging_pb2.LogMetadata(
                 model_spec=target.served_by(servable.version), sampling_config=logging_config.sampling_config,
                 saved_model_tags=list(servable.tags), timestamp_secs=int(time.time())))
-            getattr(entry, field).CopyFrom(build())
+            build(getattr(entry, field))
             return entry
 
         self.request_logs.log(target.name, logging_config, size, record)
@@ -197,13 +199,14 @@ def _request_spec(target: ModelTarget) -> model_pb2.ModelSpec:
     return spec
 
 
-def _predict_log(target: ModelTarget, version: int, prediction, output_filter,
-                 outputs) -> prediction_log_pb2.PredictLog:
-    """A PredictLog of what ran: the inputs as decoded (the signature's defaults filled in)."""
-    request = predict_pb2.PredictRequest(model_spec=_request_spec(target), output_filter=list(output_filter))
+def _predict_log(log: prediction_log_pb2.PredictLog, target: ModelTarget, version: int, prediction, output_filter,
+                 outputs) -> None:
+    """Write into `log` what ran: the inputs as decoded (the signature's defaults filled in)
+    and the outputs, field by field (this runs for every logged request)."""
+    target.fill(log.request.model_spec)
+    log.request.output_filter.extend(output_filter)
     for alias, value in prediction.inputs.items():
-        request.inputs[alias].CopyFrom(tensor_protos.to_proto(value))
-    response = predict_pb2.PredictResponse(model_spec=target.served_by(version))
+        tensor_protos.fill_proto(log.request.inputs[alias], value)
+    log.response.model_spec.CopyFrom(target.served_by(version))
     for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(tensor_protos.to_proto(value))
-    return prediction_log_pb2.PredictLog(request=request, response=response)
+        tensor_protos.fill_proto(log.response.outputs[alias], value)
