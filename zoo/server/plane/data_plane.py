@@ -13,7 +13,6 @@ import contextlib
 import time
 
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
@@ -21,7 +20,6 @@ from tensorflow_serving.apis import (
     logging_pb2,
     model_pb2,
     prediction_log_pb2,
-    regression_pb2,
 )
 
 from zoo.protocol import tensor_protos
@@ -121,10 +119,8 @@ class DataPlane:
         signature = example_apis.classification_signature(servable, target.signature_name)
         result = example_apis.classify(servable, signature, model_input)
         spec = target.served_by(servable.version)
-        self._log(target, servable, "classify_log", model_input.ByteSize(), lambda log: log.CopyFrom(
-            prediction_log_pb2.ClassifyLog(
-                request=classification_pb2.ClassificationRequest(model_spec=_request_spec(target), input=model_input),
-                response=classification_pb2.ClassificationResponse(model_spec=spec, result=result))))
+        self._log(target, servable, "classify_log", model_input.ByteSize(),
+                  _examples_log(target, model_input, spec, result))
         return spec, result
 
     def regress(self, target: ModelTarget, model_input: input_pb2.Input):
@@ -133,10 +129,8 @@ class DataPlane:
         signature = example_apis.regression_signature(servable, target.signature_name)
         result = example_apis.regress(servable, signature, model_input)
         spec = target.served_by(servable.version)
-        self._log(target, servable, "regress_log", model_input.ByteSize(), lambda log: log.CopyFrom(
-            prediction_log_pb2.RegressLog(
-                request=regression_pb2.RegressionRequest(model_spec=_request_spec(target), input=model_input),
-                response=regression_pb2.RegressionResponse(model_spec=spec, result=result))))
+        self._log(target, servable, "regress_log", model_input.ByteSize(),
+                  _examples_log(target, model_input, spec, result))
         return spec, result
 
     def multi_inference(self, request: inference_pb2.MultiInferenceRequest):
@@ -193,10 +187,16 @@ class DataPlane:
         return response
 
 
-def _request_spec(target: ModelTarget) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec()
-    target.fill(spec)
-    return spec
+def _examples_log(target: ModelTarget, model_input, spec, result):
+    """What writes a ClassifyLog or RegressLog (the same fields: request's spec and input,
+    response's spec and result) in place."""
+    def build(log) -> None:
+        target.fill(log.request.model_spec)
+        log.request.input.CopyFrom(model_input)
+        log.response.model_spec.CopyFrom(spec)
+        log.response.result.CopyFrom(result)
+
+    return build
 
 
 def _predict_log(log: prediction_log_pb2.PredictLog, target: ModelTarget, version: int, prediction, output_filter,
