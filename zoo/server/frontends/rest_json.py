@@ -421,11 +421,6 @@ def encode_regression(result) -> str:
     return '{"results": [' + ", ".join(_float32(r.value) for r in result.regressions) + "]}"
 
 
-def encode_error(message: str) -> str:
-    """TF Serving's error body: {"error": message}."""
-    return json.dumps({"error": message})
-
-
 def encode_status(response) -> str:
     """A GetModelStatus answer as TF Serving's REST API writes it."""
     return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1)
