@@ -1,7 +1,7 @@
 """The `zoo` command: train, export, serve and call Keras models the TensorFlow Serving way.
 
-Commands: list, info, datasets, train, tune, evaluate, export, retrain, versions, promote,
-rollback, prune, predict, serve, demo.
+Commands: list, info, datasets, train, tune, evaluate, export, retrain, versions, logs, drift,
+promote, rollback, prune, predict, serve, demo.
 
 Every error a user can cause (an unknown model, a bad flag value, a missing file) ends as
 one line on stderr and exit status 2, never a traceback.
@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("model")
     retrain.add_argument("--data", help="a CSV with the model's feature columns and target (default: its dataset)")
     retrain.add_argument("--config", help="run.yaml with settings over the served version's own")
+    retrain.add_argument("--traffic", help="labelled served rows (zoo logs --labels): trained on, and the most "
+                                           "recent of them gated on")
+    retrain.add_argument("--recent", type=float, default=0.3,
+                         help="the most recent share of --traffic held out for the gate (default 0.3)")
     retrain.add_argument("--threshold", type=float, default=0.0,
                          help="how much worse on the primary metric the candidate may be and still publish")
     retrain.add_argument("--force", action="store_true", help="publish even if the candidate is worse")
@@ -135,7 +139,28 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("sources", nargs="+", help="request-log files, or a logging_config filename_prefix")
     logs.add_argument("--output", required=True, type=Path, help="rows.csv or rows.parquet")
     logs.add_argument("--model", help="only this model's records")
+    logs.add_argument("--labels", type=Path,
+                      help="ground truth to join (CSV/Parquet: request_id, optionally row, and the label columns); "
+                           "only labelled rows are written")
     logs.set_defaults(handler=cmd_logs)
+
+    drift = commands.add_parser("drift", help="served traffic against the training rows: a report, exit 1 on drift")
+    drift.add_argument("model")
+    drift.add_argument("traffic", nargs="+",
+                       help="served rows: zoo logs output (CSV/Parquet), any CSV of features, or request-log files "
+                            "/ a logging_config filename_prefix")
+    drift.add_argument("--version", type=int, help="default: the newest version the rows name, else the served one")
+    drift.add_argument("--report", type=Path, default=Path("drift-report"),
+                       help="the report's folder: drift.md, drift.json, features.png, outputs.png")
+    drift.add_argument("--psi-threshold", type=float, default=0.2, help="a column drifts past this PSI (0.2)")
+    drift.add_argument("--alpha", type=float,
+                       help="a column drifts when its test's p-value is below this (default: reported only)")
+    drift.add_argument("--max-out-of-range", type=float, default=0.05,
+                       help="share of rows out of the training range a column may have (0.05)")
+    drift.add_argument("--max-missing", type=float, default=0.01,
+                       help="share of rows with a missing value a column may have (0.01)")
+    drift.add_argument("--models-dir", default="models")
+    drift.set_defaults(handler=cmd_drift)
 
     promote = commands.add_parser("promote", help="point a version label (stable, canary) at a version")
     promote.add_argument("model")
@@ -336,7 +361,8 @@ def cmd_retrain(args) -> int:
     from zoo.training.retrain import retrain
 
     result = retrain(Path(args.models_dir), args.model, data=args.data, config_file=args.config,
-                     threshold=args.threshold, force=args.force, keep=args.keep, verbose=args.verbose)
+                     traffic=args.traffic, recent=args.recent, threshold=args.threshold, force=args.force,
+                     keep=args.keep, verbose=args.verbose)
     print(result.reason)
     return 0 if result.published else 1
 
@@ -357,10 +383,27 @@ def cmd_logs(args) -> int:
     """`zoo logs`: request-log records to rows."""
     from zoo.loop.logs import log_files, write_rows
 
-    counts = write_rows(log_files(args.sources), args.output, model=args.model)
+    counts = write_rows(log_files(args.sources), args.output, model=args.model, labels=args.labels)
     skipped = f" ({counts['skipped']} MultiInference records skipped)" if counts["skipped"] else ""
-    print(f"{counts['rows']} rows from {counts['records']} records -> {args.output}{skipped}")
+    unlabelled = f"; {counts['unlabelled']} rows had no label" if args.labels else ""
+    print(f"{counts['rows']} rows from {counts['records']} records -> {args.output}{skipped}{unlabelled}")
     return 0
+
+
+def cmd_drift(args) -> int:
+    """`zoo drift`: compare served rows with a version's drift profile."""
+    from zoo.loop.drift import Thresholds, run
+
+    thresholds = Thresholds(psi=args.psi_threshold, alpha=args.alpha, out_of_range=args.max_out_of_range,
+                            missing=args.max_missing)
+    report = run(Path(args.models_dir), args.model, args.traffic, version=args.version, thresholds=thresholds,
+                 report_dir=args.report)
+    ranked = ", ".join(f"{c.name} {c.psi:.3f}" for c in report.features[:5])
+    print(f"{args.model} v{report.version}: {report.rows} served rows; PSI by feature: {ranked}")
+    for column in report.drifted:
+        print(f"drift: {column.name}: {'; '.join(column.reasons)}")
+    print(f"report: {args.report / 'drift.md'}")
+    return 1 if report.drifted else 0
 
 
 def cmd_promote(args) -> int:

@@ -291,7 +291,7 @@ def _select_classes(table: Table, classes: list[str], name: str) -> Table:
     def labels(part: Table) -> np.ndarray:
         if part.class_names is not None and part.target.dtype.kind in "iu":
             return np.array([part.class_names[i] for i in part.target], dtype=object)
-        return np.array([_class_name(v) for v in part.target], dtype=object)
+        return np.array([class_name(v) for v in part.target], dtype=object)
 
     def keep(part: Table) -> Table:
         text = labels(part)
@@ -346,7 +346,7 @@ def _encode_target(
         class_names = table.class_names
         ids = target.astype(np.int64)
     else:
-        values = np.array([_class_name(v) for v in target], dtype=object)
+        values = np.array([class_name(v) for v in target], dtype=object)
         if class_names is None:
             class_names = tuple(sorted(set(values), key=_class_sort_key))
         index = {label: i for i, label in enumerate(class_names)}
@@ -362,8 +362,9 @@ def _encode_target(
     return Split(features, ids), class_names
 
 
-def _class_name(value: Any) -> str:
-    # 6.0 and 6 must name the same class: integral floats print without ".0".
+def class_name(value: Any) -> str:
+    """A label value as the name of its class: 6.0 and 6 name the same class (integral
+    floats print without ".0")."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)

@@ -1,11 +1,16 @@
 """`zoo logs`: request-log records (TF Serving's PredictionLog, in TFRecord files) to rows.
 
-A row per example the model answered: when (UTC), model, version, signature, one column per
-input feature and one per output (a vector a row becomes `name_0`, `name_1`..., text stays
+A row per example the model answered: when (UTC), model, version, signature, the request's
+id (`request_id`: the X-Request-Id header, gRPC x-request-id metadata or V2 `id` the client
+sent; empty without one) and the row's place in its request (`row`), one column per input
+feature and one per output (a vector a row becomes `name_0`, `name_1`..., text stays
 text), written as CSV or Parquet a chunk at a time, so memory stays flat in the number of
 records. Predict, Classify and Regress records become rows (a Classify row has a score
 column per class and `label`, a Regress row `value`); MultiInference records are counted
 and skipped.
+
+`labels` joins ground truth that arrived later: a CSV or Parquet with `request_id` (and `row`,
+for requests of several rows) and label column(s); rows without a label are left out.
 
 A file cut short (the server killed in the middle of a write) is read up to its last whole
 record, with a warning naming it; the files after it are still read.
@@ -27,7 +32,7 @@ from zoo.errors import ZooError
 log = logging.getLogger("zoo.loop")
 
 CHUNK_ROWS = 10_000
-META_COLUMNS = ["time", "model", "version", "signature"]
+META_COLUMNS = ["time", "model", "version", "signature", "request_id", "row"]
 
 
 class LogsError(ZooError):
@@ -89,6 +94,9 @@ def rows(record) -> pd.DataFrame | None:
     frame = pd.concat([features.reset_index(drop=True), answers.reset_index(drop=True)], axis=1)
     spec = record.log_metadata.model_spec
     stamp = datetime.datetime.fromtimestamp(record.log_metadata.timestamp_secs, datetime.timezone.utc)
+    client_id = record.predict_log.request.client_id if kind == "predict_log" else b""
+    frame.insert(0, "row", np.arange(len(frame)))
+    frame.insert(0, "request_id", client_id.decode("utf-8", "replace"))
     frame.insert(0, "signature", spec.signature_name or "serving_default")
     frame.insert(0, "version", spec.version.value)
     frame.insert(0, "model", spec.name)
@@ -122,13 +130,33 @@ def _features(example) -> dict:
     return values
 
 
-def write_rows(files: list[str], output: Path, *, model: str | None = None) -> dict[str, int]:
-    """Write the records' rows to `output` (.csv or .parquet) a chunk at a time; the counts
-    of rows, records and skipped records."""
+def read_labels(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The labels file and the columns it is joined on (`request_id`, and `row` if it has one)."""
+    from zoo.loop.traffic import read_rows
+
+    labels = read_rows(path)
+    if "request_id" not in labels.columns:
+        raise LogsError(f"{path} has no request_id column: labels are joined to served rows by the request's "
+                        f"id (and row); its columns: {', '.join(map(str, labels.columns[:20]))}")
+    keys = ["request_id", "row"] if "row" in labels.columns else ["request_id"]
+    labels = labels.astype({"request_id": str, **({"row": int} if "row" in keys else {})})
+    duplicated = labels.duplicated(keys)
+    if duplicated.any():
+        first = labels[duplicated].iloc[0]
+        raise LogsError(f"{path} labels the same row twice (first: {', '.join(f'{k} {first[k]}' for k in keys)})")
+    return labels, keys
+
+
+def write_rows(files: list[str], output: Path, *, model: str | None = None,
+               labels: Path | None = None) -> dict[str, int]:
+    """Write the records' rows to `output` (.csv or .parquet) a chunk at a time (with
+    `labels`: only the rows that have one, joined to it); the counts of rows, records and
+    skipped records."""
     if output.suffix not in (".csv", ".parquet"):
         raise LogsError(f"--output must end in .csv or .parquet, got {output.name}")
-    counts = {"rows": 0, "records": 0, "skipped": 0}
-    writer = _Writer(output)
+    counts = {"rows": 0, "records": 0, "skipped": 0, "unlabelled": 0}
+    joined = read_labels(labels) if labels is not None else None
+    writer = _Writer(output, joined)
     pending: list[pd.DataFrame] = []
     pending_rows = 0
     try:
@@ -149,14 +177,18 @@ def write_rows(files: list[str], output: Path, *, model: str | None = None) -> d
             counts["rows"] += writer.write(pd.concat(pending, ignore_index=True))
     finally:
         writer.close()
+    counts["unlabelled"] = writer.unlabelled
     return counts
 
 
 class _Writer:
-    """CSV or Parquet, appended a chunk at a time with the first chunk's columns."""
+    """CSV or Parquet, appended a chunk at a time with the first chunk's columns; with
+    labels, each chunk inner-joined to them first."""
 
-    def __init__(self, output: Path):
+    def __init__(self, output: Path, labels: tuple[pd.DataFrame, list[str]] | None = None):
         self.output = output
+        self.labels = labels
+        self.unlabelled = 0
         self.columns: list[str] | None = None
         self._parquet = None
         self._warned = False
@@ -165,6 +197,12 @@ class _Writer:
             output.unlink()
 
     def write(self, frame: pd.DataFrame) -> int:
+        if self.labels is not None:
+            labels, keys = self.labels
+            clashing = [c for c in labels.columns if c in frame.columns and c not in keys]
+            joined = frame.merge(labels.rename(columns={c: f"{c}_label" for c in clashing}), on=keys, how="inner")
+            self.unlabelled += len(frame) - len(joined)
+            frame = joined
         if self.columns is None:
             self.columns = list(frame.columns)
         elif set(frame.columns) - set(self.columns) and not self._warned:

@@ -5,6 +5,7 @@ A version folder holds:
     saved_model.pb, variables/, fingerprint.pb   the SavedModel TF Serving loads
     assets.extra/tf_serving_warmup_requests      PredictionLogs TF Serving replays at load
     model.keras                                  the Keras model, for retraining and transfer
+    drift_profile.json                           its training rows and answers, for `zoo drift`
     model_card.json, model_card.md               what it is, how it was made, how it scored
 
 The `serving_default` signature takes the raw, named features (the model holds its own
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from zoo import repository
 from zoo.errors import ExportError
+from zoo.loop import profile as drift_profile
 from zoo.protocol.names import CLASSIFY_METHOD, CLASSIFY_SIGNATURE, REGRESS_METHOD, REGRESS_SIGNATURE, WARMUP_FILE
 from zoo.protocol.names import DEFAULT_SIGNATURE as SIGNATURE
 from zoo.repository import model_card
@@ -138,6 +140,7 @@ def export_model(
     models_dir: Path,
     card: dict[str, Any],
     warmup_rows: dict[str, np.ndarray] | None = None,
+    profile_rows: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> Path:
     """Export a trained model as the next version of `name` and refresh models.config.
 
@@ -150,6 +153,8 @@ def export_model(
         card: what the model card records (dataset, split, config, metrics...); the
             version, creation time and signature are added here.
         warmup_rows: a few rows of raw features for the warm-up requests.
+        profile_rows: the training and validation splits' features: the drift profile is
+            the training rows and the version's answers on the validation rows.
 
     Returns:
         The new version's folder.
@@ -177,6 +182,12 @@ def export_model(
         if warmup_rows:
             rows = {key: warmup_rows[key] for key in specs}  # only what the signature takes
             write_warmup_requests(folder / WARMUP_FILE, name, rows)
+        if profile_rows:
+            train, validation = ({key: rows[key] for key in specs} for rows in profile_rows)
+            answers = _answers(serve, validation, specs)
+            # class_id repeats label; a probability vector's row mean is 1/k for every row.
+            answers = {k: v for k, v in answers.items() if k != "class_id" and v.ndim == 1}
+            drift_profile.write(folder, drift_profile.build(train, answers))
 
     def stamp(folder: Path, version: int) -> None:
         model_card.write(folder, {**card, "name": name, "version": version})
@@ -188,8 +199,21 @@ def export_model(
     return version_dir
 
 
+def _answers(serve, features: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec]) -> dict[str, np.ndarray]:
+    """What the signature answers for `features`, 4,096 rows at a time."""
+    rows = len(next(iter(features.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, rows, 4096):
+        batch = {key: tf.constant(column[start:start + 4096].astype(str) if specs[key].dtype == tf.string
+                                  else column[start:start + 4096], dtype=specs[key].dtype)
+                 for key, column in features.items()}
+        for key, value in serve(batch).items():
+            parts.setdefault(key, []).append(value.numpy())
+    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
+
+
 def export_keras_file(keras_file: Path, *, name: str, task: str, class_names, models_dir: Path,
-                      card: dict[str, Any], warmup_rows=None) -> Path:
+                      card: dict[str, Any], warmup_rows=None, profile_rows=None) -> Path:
     """Export a saved `.keras` model (e.g. a finished run's) as a new version."""
     import zoo.architectures  # noqa: F401  (registers the zoo's serializable classes)
 
@@ -197,8 +221,8 @@ def export_keras_file(keras_file: Path, *, name: str, task: str, class_names, mo
         model = keras.saving.load_model(keras_file, compile=False)  # to predict; no loss needed
     except (OSError, ValueError) as error:
         raise ExportError(f"cannot load the Keras model {keras_file}: {error}") from None
-    return export_model(model, name=name, task=task, class_names=class_names,
-                        models_dir=models_dir, card=card, warmup_rows=warmup_rows)
+    return export_model(model, name=name, task=task, class_names=class_names, models_dir=models_dir,
+                        card=card, warmup_rows=warmup_rows, profile_rows=profile_rows)
 
 
 def describe_signature(function) -> dict[str, Any]:

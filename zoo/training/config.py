@@ -43,6 +43,8 @@ class TrainConfig:
         data: a file for the dataset to read instead of its cached download (required
             for the `csv` dataset).
         target: the target column (the `csv` dataset).
+        traffic: labelled served rows added to the training split (zoo.loop.traffic).
+        traffic_recent: the share of `traffic`, most recent last, that is not trained on.
         epochs, batch_size, learning_rate, optimizer, loss, patience: default the model's.
         seed: seeds the split, the weights and the shuffling.
         validation_fraction, test_fraction: the split, as shares of all rows.
@@ -63,6 +65,10 @@ class TrainConfig:
     dataset: str | None = _flag(None, "data", help="a registered dataset (default: the model's)")
     data: str | None = _flag(None, "data", help="a CSV file to read instead of the cached download")
     target: str | None = _flag(None, "data", help="the target column (with --dataset csv)")
+    traffic: str | None = _flag(None, "data", help="labelled served rows (CSV or Parquet, e.g. from zoo logs "
+                                                   "--labels) added to the training split")
+    traffic_recent: float = _flag(0.0, "data", help="the most recent share of --traffic kept out of training "
+                                                     "(zoo retrain gates on it)")
     epochs: int | None = _flag(None, "training")
     batch_size: int | None = _flag(None, "training")
     learning_rate: float | None = _flag(None, "training")

@@ -53,6 +53,18 @@ def dataset_from_card(card: dict[str, Any]) -> Dataset:
     )
 
 
+def training_data_from_card(card: dict[str, Any]) -> Dataset:
+    """The dataset a run trained on: the card's, with the labelled traffic rows it added to
+    the training split (its validation and test splits are the dataset's own)."""
+    data = dataset_from_card(card)
+    config = card.get("config", {})
+    if config.get("traffic"):
+        from zoo.loop.traffic import add_traffic
+
+        data = add_traffic(data, config["traffic"], config.get("traffic_recent", 0.0))
+    return data
+
+
 def predict_in_batches(signature, features: dict[str, np.ndarray], inputs: dict[str, Any]) -> dict[str, np.ndarray]:
     """Call a signature on every row, a bounded batch at a time, and join the outputs."""
     rows = len(next(iter(features.values())))

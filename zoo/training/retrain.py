@@ -2,11 +2,13 @@
 least as good as the version being served.
 
 The candidate is trained with the served version's recorded configuration (its model card),
-on new data (`--data`) or the same data, with `--config` on top. Then candidate and served
-version are scored on the same held-out rows (the candidate's test split) on the model's
-primary metric. A candidate that is worse (beyond `threshold`) stays under runs/ and the
-reason is printed; `force` publishes it anyway. The comparison goes into the new version's
-model card.
+on new data (`--data`) or the same data, with `--config` on top; `--traffic` adds labelled
+served rows (zoo.loop.traffic) to its training split, all but the most recent `recent`
+share of them. Then candidate and served version are scored on the same held-out rows on the
+model's primary metric: the candidate's test split and, with `--traffic`, the recent traffic
+rows it did not train on. A candidate worse (beyond `threshold`) on either stays under runs/
+and the reason is printed; `force` publishes it anyway. The comparison goes into the new
+version's model card.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from zoo import repository
+from zoo.datasets.base import Split
 from zoo.errors import ConfigError
+from zoo.loop.traffic import recent_traffic
 from zoo.registry import model_info
 from zoo.repository import model_card, version_labels
 from zoo.training.config import TrainConfig
@@ -37,8 +41,8 @@ class RetrainResult:
 
 
 def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file: str | None = None,
-            threshold: float = 0.0, force: bool = False, keep: int | None = None,
-            verbose: int | str = 0) -> RetrainResult:
+            traffic: str | None = None, recent: float = 0.3, threshold: float = 0.0, force: bool = False,
+            keep: int | None = None, verbose: int | str = 0) -> RetrainResult:
     """Train a candidate for `name` and publish it if it passes the gate (see module doc)."""
     import keras
 
@@ -58,55 +62,66 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
     if data:
         check_columns(Path(data), served_card)  # before any training: nothing changes on a bad file
         values.update(dataset="csv", data=str(data), target=served_card["dataset"]["target"])
+    if traffic:
+        values.update(traffic=str(traffic), traffic_recent=recent)
+    else:  # a served version retrained on traffic: its traffic is not the new candidate's
+        values.update(traffic=None, traffic_recent=0.0)
     values.update(model=name, export=False, models_dir=str(models_dir), output_dir=None)
     candidate = train(TrainConfig.from_dict(values, source=config_file or "model card"), verbose=verbose)
 
     candidate_card = json.loads((candidate.run_dir / CARD_FILE).read_text(encoding="utf-8"))
     data = dataset_from_card(candidate_card)
-    held_out = data.test
-    metric = info.primary_metric
+    held_out = {"test split": data.test}
+    if traffic:
+        held_out["recent traffic"] = recent_traffic(data, traffic, recent)
     # compile=False: scoring only predicts, and a model's training loss need not be importable here.
-    scores = {
-        "candidate": score(keras.saving.load_model(candidate.run_dir / MODEL_FILE, compile=False), info.task, data),
-        f"version {served_version}": score(
-            keras.saving.load_model(served_dir / "model.keras", compile=False), info.task, data),
-    }
-    candidate_value, served_value = scores["candidate"][metric], scores[f"version {served_version}"][metric]
+    models = {"candidate": keras.saving.load_model(candidate.run_dir / MODEL_FILE, compile=False),
+              "served": keras.saving.load_model(served_dir / "model.keras", compile=False)}
+    metric = info.primary_metric
     lower_is_better = metric.endswith(("mae", "mse", "loss"))
-    if lower_is_better:
-        passes = candidate_value <= served_value + threshold
-    else:
-        passes = candidate_value >= served_value - threshold
+    checks, verdicts = {}, []
+    for where, rows in held_out.items():
+        scores = {who: score(model, info.task, rows, data.class_names) for who, model in models.items()}
+        candidate_value, served_value = scores["candidate"][metric], scores["served"][metric]
+        if lower_is_better:
+            passes = candidate_value <= served_value + threshold
+        else:
+            passes = candidate_value >= served_value - threshold
+        checks[where] = {"rows": len(rows), "candidate": candidate_value, "served": served_value,
+                         "scores": scores, "passed": bool(passes)}
+        verdicts.append(f"{metric} {candidate_value:.4f} for the candidate against {served_value:.4f} for version "
+                        f"{served_version} on the {where} ({len(rows)} rows){'' if passes else ' (worse)'}")
+    passes = all(check["passed"] for check in checks.values())
+    first = checks["test split"]
     comparison = {
         "metric": metric, "lower_is_better": lower_is_better, "threshold": threshold,
-        "held_out_rows": len(held_out), "served_version": served_version,
-        "candidate": candidate_value, "served": served_value, "scores": scores,
+        "held_out_rows": first["rows"], "served_version": served_version,
+        "candidate": first["candidate"], "served": first["served"], "scores": first["scores"],
+        "checks": checks, "traffic": str(traffic) if traffic else None,
         "passed": bool(passes), "forced": bool(force and not passes),
     }
-    verdict = (f"{metric} {candidate_value:.4f} for the candidate against {served_value:.4f} for version "
-               f"{served_version} on the same {len(held_out)} held-out rows")
+    verdict = "; ".join(verdicts)
     if not passes and not force:
         return RetrainResult(False, f"not published: {verdict}; the candidate stays in {candidate.run_dir}",
                              candidate.run_dir, None, comparison)
     version_dir = publish_run(candidate.run_dir, models_dir, card_extra={"retrain": comparison},
-                              test_features=held_out.features)
+                              test_features=data.test.features)
     if keep is not None:
         version_labels.prune(models_dir, name, keep)
     how = "published (forced)" if not passes else "published"
     return RetrainResult(True, f"{how} as {version_dir}: {verdict}", candidate.run_dir, version_dir, comparison)
 
 
-def score(model, task: str, data) -> dict[str, float]:
-    """The trainer's metrics for a Keras model on `data`'s held-out rows, computed on the
-    outputs its serving signature would give (the export's own conversion, run eagerly)."""
+def score(model, task: str, rows: Split, class_names) -> dict[str, float]:
+    """The trainer's metrics for a Keras model on `rows`, computed on the outputs its serving
+    signature would give (the export's own conversion, run eagerly)."""
     import tensorflow as tf
 
     from zoo.repository.export import signature_outputs
     from zoo.training.trainer import input_names
 
-    rows = data.test
     outputs = model.predict(rows.select(input_names(model)), verbose=0)
-    served = signature_outputs({k: tf.constant(v) for k, v in outputs.items()}, task, data.class_names)
+    served = signature_outputs({k: tf.constant(v) for k, v in outputs.items()}, task, class_names)
     return task_metrics(task, {k: v.numpy() for k, v in served.items()}, rows.target)
 
 

@@ -78,14 +78,16 @@ def publish_run(run_dir: Path, models_dir: Path, *, card_extra: dict[str, Any] |
             split, reloaded from its card.
     """
     from zoo.repository.export import export_keras_file
-    from zoo.training.evaluation import dataset_from_card
+    from zoo.training.evaluation import training_data_from_card
 
     card = read_card(run_dir)
     require_finite(card.get("metrics", {}), run_dir)  # a NaN model is never published
+    data = training_data_from_card(card)
     if test_features is None:
-        test_features = dataset_from_card(card).test.features
+        test_features = data.test.features
     return export_keras_file(
         run_dir / MODEL_FILE, name=card["config"]["model"], task=card["task"],
         class_names=card["dataset"]["class_names"], models_dir=Path(models_dir),
         card={**card, **(card_extra or {})}, warmup_rows=warmup_rows(test_features),
+        profile_rows=(data.train.features, data.validation.features),
     )

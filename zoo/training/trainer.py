@@ -31,6 +31,7 @@ import zoo
 from zoo.datasets import Dataset, load_dataset
 from zoo.datasets.cache import file_digest
 from zoo.errors import ConfigError
+from zoo.loop.traffic import add_traffic
 from zoo.registry import ModelInfo, create_model, model_info
 from zoo.repository import atomic_write_text
 from zoo.repository.export import export_model
@@ -89,6 +90,8 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
         config.dataset, seed=config.seed, validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction, task=info.task, **config.load_options(defaults),
     )
+    if config.traffic:
+        data = add_traffic(data, config.traffic, config.traffic_recent)
     role = distribution.role(config.strategy)
     run_dir = config.run_dir()
     models_dir = Path(config.models_dir)
@@ -211,6 +214,7 @@ def train(config: TrainConfig, *, verbose: int | str = "auto", callbacks=()) -> 
             model, name=config.model, task=info.task, class_names=data.class_names,
             models_dir=models_dir, card=card,
             warmup_rows=warmup_rows(data.test.select(names)),
+            profile_rows=(data.train.select(names), data.validation.select(names)),
         )
         if not role.is_chief:
             shutil.rmtree(models_dir)
@@ -246,11 +250,13 @@ def finished_run(run_dir: Path, config: TrainConfig, models_dir: Path, data_dige
 
 
 def _data_digest(config: TrainConfig) -> str | None:
-    """The SHA-256 of a user's data file (its path alone is in the run folder's name, and the
-    file may have changed since); None for the zoo's own datasets, which are checked by hash."""
-    if not config.data or not Path(config.data).is_file():
+    """The SHA-256 of a user's data file and traffic file (their paths alone are in the run
+    folder's name, and the files may have changed since); None for the zoo's own datasets,
+    which are checked by hash."""
+    files = [Path(f) for f in (config.data, config.traffic) if f and Path(f).is_file()]
+    if not files:
         return None
-    return file_digest(Path(config.data))
+    return "+".join(file_digest(f) for f in files)
 
 
 def _drop_unreadable_backup(backup_dir: Path) -> None:

@@ -9,6 +9,11 @@ from collections.abc import Callable
 JSON = b"application/json"
 
 
+# A request's id for its request-log record (zoo logs' request_id column): the de facto header
+# of proxies and tracing (Envoy, nginx), sent or not by the client.
+REQUEST_ID_HEADER = "x-request-id"
+
+
 @dataclasses.dataclass
 class Answer:
     """What goes back: status, body (text, or the parts of a large one), content type and

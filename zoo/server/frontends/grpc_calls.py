@@ -45,6 +45,21 @@ def limited(message: str) -> str:
     return message if len(message) <= ERROR_MESSAGE_LIMIT else message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
 
 
+REQUEST_ID_KEY = "x-request-id"
+
+
+def request_id(context):
+    """What reads the call's x-request-id metadata (a function: the request log calls it only
+    for a model that logs)."""
+    def read() -> str | None:
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_ID_KEY:
+                return value if isinstance(value, str) else None
+        return None
+
+    return read
+
+
 def deadline(context) -> float | None:
     """Seconds left to the call's deadline, or None without one."""
     remaining = context.time_remaining()

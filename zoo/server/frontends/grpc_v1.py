@@ -23,6 +23,7 @@ from zoo.protocol import tensor_protos
 from zoo.protocol.model_spec import ModelTarget
 from zoo.server.edge.memory_budget import MemoryBudget
 from zoo.server.frontends.grpc_calls import deadline as _deadline
+from zoo.server.frontends.grpc_calls import request_id
 from zoo.server.frontends.grpc_calls import serve as _serve
 from zoo.server.frontends.tensor_checks import DEFAULT_MAX_ELEMENTS, decode_request_tensors
 from zoo.server.plane.data_plane import DataPlane
@@ -65,7 +66,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             # A shape declared and not sent must not allocate its gigabytes (tensor_checks).
             inputs = decode_request_tensors(request.inputs, request.ByteSize(), self.max_tensor_elements)
             servable, _, outputs = self.plane.predict(
-                target, inputs, tuple(request.output_filter), timeout=_deadline(context)
+                target, inputs, tuple(request.output_filter), timeout=_deadline(context),
+                request_id=request_id(context),
             )
             response = predict_pb2.PredictResponse(model_spec=target.served_by(servable.version))
             for alias, value in outputs.items():

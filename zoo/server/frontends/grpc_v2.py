@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from zoo.server.edge.memory_budget import MemoryBudget
 from zoo.server.frontends import open_inference, v2_tensors
-from zoo.server.frontends.grpc_calls import deadline, serve
+from zoo.server.frontends.grpc_calls import deadline, request_id, serve
 from zoo.server.frontends.tensor_checks import DEFAULT_MAX_ELEMENTS
 from zoo.server.plane.data_plane import DataPlane
 from zoo.server.plane.errors import invalid_argument
@@ -79,7 +79,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             result = open_inference.infer(
                 self.plane, request.model_name, request.model_version, _inputs(request),
                 [output.name for output in request.outputs], _parameters(request.parameters),
-                max_elements=self.max_tensor_elements, timeout=deadline(context))
+                max_elements=self.max_tensor_elements, timeout=deadline(context),
+                request_id=request.id or request_id(context))
             response = service_pb2.ModelInferResponse(
                 model_name=result.model_name, model_version=result.model_version, id=request.id)
             for name, array in result.outputs.items():

@@ -111,9 +111,9 @@ class InferResult:
 
 def infer(plane: DataPlane, model_name: str, model_version: str, inputs: list[InferInput],
           requested: list[str], parameters: dict, *, max_elements: int,
-          timeout: float | None = None) -> InferResult:
+          timeout: float | None = None, request_id=None) -> InferResult:
     """Decode, check and run one V2 inference request; `requested`: the outputs asked for
-    (none: every output of the signature)."""
+    (none: every output of the signature); `request_id`: the request's id, for its log."""
     signature_name = parameters.get(SIGNATURE_PARAMETER, "")
     if not isinstance(signature_name, str):
         raise invalid_argument(f"parameter '{SIGNATURE_PARAMETER}' must be a string")
@@ -140,6 +140,6 @@ def infer(plane: DataPlane, model_name: str, model_version: str, inputs: list[In
         return arrays
 
     servable, _, outputs = plane.predict(target(model_name, model_version, signature_name), decode,
-                                         tuple(requested), timeout=timeout)
+                                         tuple(requested), timeout=timeout, request_id=request_id)
     order = requested or sorted(outputs)
     return InferResult(model_name, str(servable.version), {name: outputs[name] for name in order})

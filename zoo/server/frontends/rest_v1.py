@@ -21,7 +21,7 @@ import re
 import urllib.parse
 
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server.edge.http_answer import Answer, RestRequest
+from zoo.server.edge.http_answer import REQUEST_ID_HEADER, Answer, RestRequest
 from zoo.server.frontends import rest_json
 from zoo.server.plane.data_plane import DataPlane
 from zoo.server.plane.errors import Code, ServingError, invalid_argument
@@ -96,7 +96,8 @@ class TfServingRest:
     def _predict(self, target: ModelTarget, document: dict, request: RestRequest) -> list[bytes]:
         target = dataclasses.replace(target, signature_name=rest_json.signature_name(document))
         _, _, outputs = self.plane.predict(
-            target, lambda signature: rest_json.decode_predict(document, signature), timeout=request.deadline)
+            target, lambda signature: rest_json.decode_predict(document, signature), timeout=request.deadline,
+            request_id=request.headers.get(REQUEST_ID_HEADER))
         return rest_json.encode_predict(outputs, rest_json.request_format(document))
 
 

@@ -23,7 +23,7 @@ import urllib.parse
 
 import orjson
 
-from zoo.server.edge.http_answer import Answer, RestRequest
+from zoo.server.edge.http_answer import REQUEST_ID_HEADER, Answer, RestRequest
 from zoo.server.frontends import open_inference, rest_json, v2_tensors
 from zoo.server.plane.data_plane import DataPlane
 from zoo.server.plane.errors import ServingError, invalid_argument
@@ -93,8 +93,12 @@ class OpenInferenceRest:
         requested, binary_outputs = _outputs(document)
         parameters = _object(document.get("parameters", {}), "parameters")
         all_binary = parameters.get("binary_data_output") is True
+        request_id = document.get("id")
+        if not isinstance(request_id, str):
+            request_id = request.headers.get(REQUEST_ID_HEADER)
         result = open_inference.infer(self.plane, name, version, inputs, list(requested), parameters,
-                                      max_elements=self.max_elements, timeout=request.deadline)
+                                      max_elements=self.max_elements, timeout=request.deadline,
+                                      request_id=request_id)
         return _infer_answer(result, document.get("id"), lambda output: all_binary or binary_outputs.get(output))
 
 

@@ -33,6 +33,7 @@ from zoo.server.plane.request_log import RequestLogs
 from zoo.server.plane.servable import Servable
 
 SIGNATURE_DEF_FIELD = "signature_def"
+MAX_REQUEST_ID = 256
 
 
 class DataPlane:
@@ -88,7 +89,8 @@ class DataPlane:
 
     # -- Predict ---------------------------------------------------------------------------
 
-    def predict(self, target: ModelTarget, inputs, output_filter=(), timeout: float | None = None):
+    def predict(self, target: ModelTarget, inputs, output_filter=(), timeout: float | None = None,
+                request_id=None):
         """Returns (servable, signature, outputs by alias).
 
         `inputs`: the arrays by alias, or a function of the version's input signature that
@@ -96,7 +98,8 @@ class DataPlane:
         is resolved, so that one call serves the request. `timeout` is the request's deadline
         in seconds: a batched request waits for its batch at most that long. Answering at the
         deadline is the front end's job (gRPC's runtime ends the call; the REST edge answers
-        504 while the call finishes).
+        504 while the call finishes). `request_id`: the id the client gave the request (text,
+        or a function that reads it, called only if the model logs), kept in its log record.
         """
         servable = self.resolve(target)
         if callable(inputs):
@@ -107,8 +110,10 @@ class DataPlane:
         else:
             outputs = servable.run(prediction)
         held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
-        self._log(target, servable, "predict_log", held,
-                  lambda log: _predict_log(log, target, servable.version, prediction, output_filter, outputs))
+        if self.manager.logging_config(target.name) is not None:
+            key = request_id() if callable(request_id) else request_id
+            self._log(target, servable, "predict_log", held, lambda log: _predict_log(
+                log, target, servable.version, prediction, output_filter, outputs, key))
         return servable, prediction.signature, outputs
 
     # -- Classify / Regress / MultiInference -----------------------------------------------
@@ -200,10 +205,15 @@ def _examples_log(target: ModelTarget, model_input, spec, result):
 
 
 def _predict_log(log: prediction_log_pb2.PredictLog, target: ModelTarget, version: int, prediction, output_filter,
-                 outputs) -> None:
+                 outputs, request_id: str | None) -> None:
     """Write into `log` what ran: the inputs as decoded (the signature's defaults filled in)
-    and the outputs, field by field (this runs for every logged request)."""
+    and the outputs, field by field (this runs for every logged request). The client's
+    request id goes into the request's `client_id`, the one field of TF Serving's
+    PredictRequest that names where a request came from; an id over MAX_REQUEST_ID characters
+    is not kept (a client must not grow every record by a megabyte)."""
     target.fill(log.request.model_spec)
+    if request_id and len(request_id) <= MAX_REQUEST_ID:
+        log.request.client_id = request_id.encode("utf-8", "replace")
     log.request.output_filter.extend(output_filter)
     for alias, value in prediction.inputs.items():
         tensor_protos.fill_proto(log.request.inputs[alias], value)
