@@ -174,3 +174,65 @@ def test_zoo_logs_turns_the_records_into_the_rows_that_were_served_and_reads_a_c
         assert main(["logs", str(cut), "--output", str(tmp_path / "cut.csv")]) == 0
     assert "8 rows from 2 records" in capsys.readouterr().out
     assert "ends in a partial record after 2 whole ones" in caplog.text
+
+
+def test_each_protocols_request_id_is_logged_and_labels_join_on_it(logged_server, tmp_path, capsys):
+    import http.client
+    import json
+
+    import pandas as pd
+    import tritonclient.grpc as triton_grpc
+
+    from zoo.cli import main
+
+    prefix = tmp_path / "logs" / "half_plus_two"
+    server = logged_server(prefix)
+    host, port = server.rest_address.rsplit(":", 1)
+
+    def rest(path, body, request_id):
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", path, json.dumps(body), {"X-Request-Id": request_id})
+        assert connection.getresponse().status == 200
+        connection.close()
+
+    rest("/v1/models/half_plus_two:predict", {"instances": [1.0, 2.0]}, "rest-v1")
+    rest("/v1/models/half_plus_two:predict", {"instances": [3.0]}, "x" * 300)  # too long to keep
+    rest("/v2/models/half_plus_two/infer",
+         {"id": "rest-v2", "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [4.0]}]}, "ignored")
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half_plus_two"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([5.0], np.float32)))
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30, metadata=[("x-request-id", "grpc-v1")])
+    client = triton_grpc.InferenceServerClient(url=server.grpc_address)
+    tensor = triton_grpc.InferInput("x", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([6.0], np.float32))
+    client.infer("half_plus_two", [tensor], request_id="grpc-v2")
+    client.close()
+    server.embedded.stop()
+
+    assert main(["logs", str(prefix), "--output", str(tmp_path / "rows.csv")]) == 0
+    rows = pd.read_csv(tmp_path / "rows.csv", keep_default_na=False)
+    assert sorted(zip(rows["request_id"], rows["row"], rows["x"])) == [
+        ("", 0, 3.0), ("grpc-v1", 0, 5.0), ("grpc-v2", 0, 6.0), ("rest-v1", 0, 1.0), ("rest-v1", 1, 2.0),
+        ("rest-v2", 0, 4.0)]
+
+    truth = tmp_path / "truth.csv"
+    pd.DataFrame({"request_id": ["rest-v1", "rest-v1", "grpc-v2", "unknown"], "row": [1, 0, 0, 0],
+                  "y": [10.0, 20.0, 30.0, 40.0]}).to_csv(truth, index=False)
+    capsys.readouterr()
+    assert main(["logs", str(prefix), "--output", str(tmp_path / "labelled.csv"), "--labels", str(truth)]) == 0
+    said = capsys.readouterr().out
+    assert "3 rows from 5 records" in said and "3 rows had no label" in said
+    labelled = pd.read_csv(tmp_path / "labelled.csv")
+    # The label file's y clashes with the output y: the label is y_label.
+    assert sorted(zip(labelled["x"], labelled["y"], labelled["y_label"])) == [
+        (1.0, 2.5, 20.0), (2.0, 3.0, 10.0), (6.0, 5.0, 30.0)]
+
+    pd.DataFrame({"request_id": ["a", "a"], "y": [1, 2]}).to_csv(truth, index=False)
+    assert main(["logs", str(prefix), "--output", str(tmp_path / "l.csv"), "--labels", str(truth)]) == 2
+    assert "labels the same row twice (first: request_id a)" in capsys.readouterr().err
+    pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(truth, index=False)
+    assert main(["logs", str(prefix), "--output", str(tmp_path / "l.csv"), "--labels", str(truth)]) == 2
+    assert "has no request_id column" in capsys.readouterr().err

@@ -158,3 +158,19 @@ def test_a_running_server_follows_promotion_and_rollback(served, tmp_path):
         assert response.model_spec.version.value == 1
     finally:
         embedded.stop()
+
+
+def test_traffic_without_labels_or_with_a_feature_missing_fails_before_training(served, tmp_path):
+    frame = pd.DataFrame({"alcohol": [10.0, 11.0], "request_id": ["a", "b"]})
+    frame.to_csv(tmp_path / "traffic.csv", index=False)
+    before, runs = _snapshot(served), sorted((tmp_path / "runs").rglob("model.keras"))
+    with pytest.raises(ConfigError, match=r"traffic.csv lacks column\(s\) .*fixed_acidity.*quality \(the label\)"):
+        retrain(served, "dnn-regressor", traffic=str(tmp_path / "traffic.csv"))
+    full = pd.read_csv(tmp_path / "traffic.csv").assign(
+        **{name: 0.5 for name in ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides",
+                                  "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates")},
+        quality=[5, None])
+    full.to_csv(tmp_path / "traffic.csv", index=False)
+    with pytest.raises(ConfigError, match=r"1 row\(s\) have no label in 'quality'; join the labels first"):
+        retrain(served, "dnn-regressor", traffic=str(tmp_path / "traffic.csv"))
+    assert _snapshot(served) == before and sorted((tmp_path / "runs").rglob("model.keras")) == runs

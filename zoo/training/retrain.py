@@ -23,7 +23,7 @@ import pandas as pd
 from zoo import repository
 from zoo.datasets.base import Split
 from zoo.errors import ConfigError
-from zoo.loop.traffic import recent_traffic
+from zoo.loop.traffic import as_split, read_rows, recent_traffic, split_recent
 from zoo.registry import model_info
 from zoo.repository import model_card, version_labels
 from zoo.training.config import TrainConfig
@@ -63,6 +63,9 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
         check_columns(Path(data), served_card)  # before any training: nothing changes on a bad file
         values.update(dataset="csv", data=str(data), target=served_card["dataset"]["target"])
     if traffic:
+        # Every row checked before any training: a bad recent row must not surface after it.
+        as_split(read_rows(traffic), dataset_from_card(served_card), str(traffic))
+        split_recent(read_rows(traffic), recent)
         values.update(traffic=str(traffic), traffic_recent=recent)
     else:  # a served version retrained on traffic: its traffic is not the new candidate's
         values.update(traffic=None, traffic_recent=0.0)
