@@ -1,6 +1,6 @@
 """The loop, end to end: a version served with request logging, traffic from a shifted
 distribution (red wine with alcohol moved by two standard deviations) and unshifted traffic
-over TF Serving's REST and gRPC APIs, `zoo logs` to rows, `zoo drift` naming the shifted
+over TF Serving's REST and gRPC APIs (sent by the walkthrough's python -m zoo.loop.demo_traffic), `zoo logs` to rows, `zoo drift` naming the shifted
 feature first and failing while the unshifted rows pass, labels joined by request id,
 `zoo retrain --traffic` publishing version 2 through the gate, and the server answering and
 logging with version 2."""
@@ -8,7 +8,6 @@ logging with version 2."""
 from __future__ import annotations
 
 import glob
-import http.client
 import json
 import math
 import time
@@ -27,48 +26,12 @@ from tensorflow_serving.apis import (
 
 from zoo.cli import main
 from zoo.datasets import load_dataset
+from zoo.loop import demo_traffic
 from zoo.training.config import TrainConfig
 from zoo.training.trainer import train
 
 MODEL = "dnn-regressor"
-ROWS_PER_REQUEST = 8
-
-
-def _rest_predict(address, rows: dict[str, np.ndarray], request_id: str) -> list[float]:
-    connection = http.client.HTTPConnection(address, timeout=30)
-    instances = [{k: float(v[i]) for k, v in rows.items()} for i in range(len(next(iter(rows.values()))))]
-    connection.request("POST", f"/v1/models/{MODEL}:predict", json.dumps({"instances": instances}),
-                       {"Content-Type": "application/json", "X-Request-Id": request_id})
-    response = connection.getresponse()
-    body = json.loads(response.read())
-    connection.close()
-    assert response.status == 200, body
-    return body["predictions"]
-
-
-def _grpc_predict(stub, rows: dict[str, np.ndarray], request_id: str) -> int:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    for name, values in rows.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(values.astype(np.float32)))
-    response = stub.Predict(request, timeout=30, metadata=[("x-request-id", request_id)])
-    return response.model_spec.version.value
-
-
-def _send(server, rows: dict[str, np.ndarray], prefix: str) -> list[str]:
-    """Every row, ROWS_PER_REQUEST a request, alternately over REST and gRPC; the request ids."""
-    ids = []
-    count = len(next(iter(rows.values())))
-    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        for number, start in enumerate(range(0, count, ROWS_PER_REQUEST)):
-            part = {k: v[start:start + ROWS_PER_REQUEST] for k, v in rows.items()}
-            ids.append(f"{prefix}-{number}")
-            if number % 2:
-                _grpc_predict(stub, part, ids[-1])
-            else:
-                _rest_predict(f"127.0.0.1:{server.rest_port}", part, ids[-1])
-    return ids
+ROWS_PER_REQUEST = demo_traffic.ROWS_PER_REQUEST
 
 
 def _wait_for_rows(prefix, tmp_path, expected: int) -> pd.DataFrame:
@@ -111,10 +74,11 @@ def test_served_traffic_drifts_is_labelled_and_retrains_a_gated_version_the_serv
         logged_server, tmp_path, capsys):
     server, models, prefix = logged_server
     data = load_dataset("red-wine", seed=42, task="regression")
-    rows = {k: v.astype(np.float32) for k, v in data.test.features.items()}
-    shifted = dict(rows, alcohol=rows["alcohol"] + 2 * float(data.train.features["alcohol"].std()))
-    plain_ids = _send(server, rows, "plain")
-    shifted_ids = _send(server, shifted, "shifted")
+    rows, shifted = demo_traffic.shifted_rows(data, {}), demo_traffic.shifted_rows(data, {"alcohol": 2.0})
+    np.testing.assert_allclose(shifted["alcohol"] - rows["alcohol"], 2 * data.train.features["alcohol"].std(),
+                               rtol=1e-5)
+    plain_ids = demo_traffic.send(f"127.0.0.1:{server.rest_port}", MODEL, rows, prefix="plain", via="rest")
+    shifted_ids = demo_traffic.send(f"127.0.0.1:{server.grpc_port}", MODEL, shifted, prefix="shifted", via="grpc")
 
     served = _wait_for_rows(prefix, tmp_path, 2 * len(data.test))
     assert len(served) == 2 * len(data.test)
@@ -143,12 +107,7 @@ def test_served_traffic_drifts_is_labelled_and_retrains_a_gated_version_the_serv
     assert plain_report["drifted"] == [] and max(f["psi"] for f in plain_report["features"]) < 0.2
 
     # Ground truth arrives later, keyed by request id and row: only the shifted traffic is labelled.
-    truth = pd.DataFrame({
-        "request_id": [shifted_ids[i // ROWS_PER_REQUEST] for i in range(len(data.test))],
-        "row": [i % ROWS_PER_REQUEST for i in range(len(data.test))],
-        "quality": data.test.target,
-    }).sample(frac=1.0, random_state=0)  # in no particular order
-    truth.to_csv(tmp_path / "truth.csv", index=False)
+    demo_traffic.truth(shifted_ids, data.test.target, "quality").to_csv(tmp_path / "truth.csv", index=False)
     labelled = tmp_path / "labelled.parquet"
     assert main(["logs", str(prefix), "--output", str(labelled), "--labels", str(tmp_path / "truth.csv")]) == 0
     joined = pd.read_parquet(labelled)
@@ -189,6 +148,11 @@ def test_served_traffic_drifts_is_labelled_and_retrains_a_gated_version_the_serv
             assert time.monotonic() < deadline, f"version 2 not served: {states}"
             time.sleep(0.5)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        assert _grpc_predict(stub, {k: v[:4] for k, v in shifted.items()}, "after-retrain") == 2
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL
+        for name, values in shifted.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values[:4]))
+        response = stub.Predict(request, timeout=30, metadata=[("x-request-id", "after-retrain")])
+        assert response.model_spec.version.value == 2
     after = _wait_for_rows(prefix, tmp_path, 2 * len(data.test) + 4)
     assert set(after[after["request_id"] == "after-retrain"]["version"]) == {2}
