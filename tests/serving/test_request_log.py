@@ -236,3 +236,60 @@ def test_each_protocols_request_id_is_logged_and_labels_join_on_it(logged_server
     pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(truth, index=False)
     assert main(["logs", str(prefix), "--output", str(tmp_path / "l.csv"), "--labels", str(truth)]) == 2
     assert "has no request_id column" in capsys.readouterr().err
+
+
+def test_a_disk_that_fills_up_mid_run_drops_records_counted_fails_no_request_and_logging_resumes(
+        logged_server, tmp_path, caplog):
+    """A full disk, made real for this process: RLIMIT_FSIZE caps every file it writes, and a
+    write past the cap fails with EFBIG (SIGXFSZ ignored), as a write to a full disk fails."""
+    import resource
+    import signal
+    import time
+
+    prefix = tmp_path / "logs" / "half_plus_two"
+    server = logged_server(prefix)
+
+    def predict(value):
+        assert server.rest("POST", "/v1/models/half_plus_two:predict", {"instances": [value]}) == (
+            200, {"predictions": [value / 2 + 2]})
+
+    def written():
+        return sum(Path(f).stat().st_size for f in glob.glob(f"{prefix}-*.tfrecord"))
+
+    for value in range(20):
+        predict(float(value))
+    deadline = time.monotonic() + 10
+    while written() == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert written() > 0
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (written() + 1000, limits[1]))  # a few more records fit
+    try:
+        with caplog.at_level(logging.WARNING, logger="zoo.server"):
+            for value in range(20, 320):
+                predict(float(value))
+            time.sleep(2.5)  # a flush (every second) meets the full disk
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert "request log of half_plus_two: cannot write to" in caplog.text
+    time.sleep(1.2)  # RETRY_SECONDS: then a new file is tried, on a disk with room again
+    for value in range(320, 330):
+        predict(float(value))
+    server.embedded.plane.request_logs.close()  # what is queued, written
+    metrics = server.rest("GET", "/monitoring/prometheus/metrics")[1]
+    (dropped,) = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith(":tensorflow:serving:request_log_dropped_count") and "write_failed" in line]
+    records = []
+    for path in sorted(glob.glob(f"{prefix}-*.tfrecord")):
+        try:
+            for raw in tf.data.TFRecordDataset([path]):
+                records.append(prediction_log_pb2.PredictionLog.FromString(raw.numpy()))
+        except tf.errors.DataLossError:
+            pass  # the file the disk filled up in ends in a partial record
+    logged = {tf.make_ndarray(r.predict_log.request.inputs["x"]).ravel()[0] for r in records}
+    assert set(range(20)) <= logged  # written before the disk filled: not lost
+    assert set(range(320, 330)) <= logged  # logging resumed once there was room
+    # Every record not on disk is counted as dropped (a failed flush counts its whole buffer).
+    assert len(logged) < 330 and dropped >= 330 - len(logged)

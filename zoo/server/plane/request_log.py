@@ -124,6 +124,7 @@ class ModelLogger:
         self._sequence = 0
         self._writer = None
         self._written = 0
+        self._unflushed = 0  # records written since the last flush: lost with the buffer if it fails
         self._failed_until = 0.0
         self._thread = threading.Thread(target=self._run, name=f"zoo-request-log-{model_name[:40]}", daemon=True)
         self._thread.start()
@@ -178,14 +179,11 @@ class ModelLogger:
                 self._next_file()
             self._writer.write(record)
             self._written += len(record) + 16  # TFRecord framing: length, two CRCs
+            self._unflushed += 1
             self._on_write(self.model_name)
         except Exception as error:  # noqa: BLE001  (a full disk or a missing folder drops records, counted)
-            log.warning("request log of %s: cannot write to %s*: %s; dropping records for %.0f s",
-                        self.model_name, self.prefix, str(error).splitlines()[0] if str(error) else error,
-                        RETRY_SECONDS)
-            self._on_drop(self.model_name, "write_failed")
-            self._failed_until = time.monotonic() + RETRY_SECONDS
-            self._close_file()
+            # This record, and those still in the writer's buffer, which closing it cannot save.
+            self._failed(error, dropped=1 + self._unflushed)
 
     def _next_file(self) -> None:
         import tensorflow as tf
@@ -201,8 +199,22 @@ class ModelLogger:
     def _flush(self) -> None:
         try:
             self._writer.flush()
-        except Exception:  # noqa: BLE001
-            self._close_file()
+            self._unflushed = 0
+        except Exception as error:  # noqa: BLE001  (a disk that filled up since the last flush)
+            # The records written since the last flush may be lost with the buffer: counted as dropped
+            # (they were counted as written too: a failed flush cannot say which of them reached the disk).
+            self._failed(error, dropped=self._unflushed)
+
+    def _failed(self, error: Exception, dropped: int) -> None:
+        """A write or flush failed (a full disk, a folder gone): warn, count the records lost,
+        drop records for RETRY_SECONDS, then try a new file."""
+        log.warning("request log of %s: cannot write to %s*: %s; dropping records for %.0f s",
+                    self.model_name, self.prefix, str(error).splitlines()[0] if str(error) else error, RETRY_SECONDS)
+        for _ in range(dropped):
+            self._on_drop(self.model_name, "write_failed")
+        self._failed_until = time.monotonic() + RETRY_SECONDS
+        self._unflushed = 0
+        self._close_file()
 
     def _close_file(self) -> None:
         if self._writer is not None:
