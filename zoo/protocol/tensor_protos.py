@@ -28,7 +28,7 @@ _NUMERIC = {
     types_pb2.DT_INT32: (np.dtype(np.int32), "int_val"),
     types_pb2.DT_INT64: (np.dtype(np.int64), "int64_val"),
 }
-_ENUM_OF = {numpy_dtype: enum for enum, (numpy_dtype, _) in _NUMERIC.items()}
+ENUM_OF = {numpy_dtype: enum for enum, (numpy_dtype, _) in _NUMERIC.items()}
 _LITTLE_ENDIAN = sys.byteorder == "little"  # tensor_content is little-endian
 
 
@@ -66,7 +66,7 @@ def to_proto(array: np.ndarray, *, as_content: bool = True) -> tensor_pb2.Tensor
             per element (`float_val`, `int64_val`...: TF Serving's default answer,
             Tensor::AsProtoField).
     """
-    enum = _ENUM_OF.get(array.dtype)
+    enum = ENUM_OF.get(array.dtype)
     if enum is None and array.dtype == object:
         values = array.ravel().tolist()
         if all(type(value) is bytes for value in values):
@@ -85,7 +85,7 @@ def fill_proto(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
     """`to_proto(array)` written into `proto` in place (a map entry, say): a numeric array's
     dtype, shape and raw content set field by field, with no message built and copied (the
     request log writes ~a dozen a record)."""
-    enum = _ENUM_OF.get(array.dtype)
+    enum = ENUM_OF.get(array.dtype)
     if enum is None or not _LITTLE_ENDIAN:
         proto.CopyFrom(to_proto(array))
         return

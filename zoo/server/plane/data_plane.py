@@ -10,6 +10,7 @@ get_model_status_impl.cc, get_model_metadata_impl.cc), including the order of it
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 from tensorflow_serving.apis import (
@@ -22,9 +23,8 @@ from tensorflow_serving.apis import (
     prediction_log_pb2,
 )
 
-from zoo.protocol import tensor_protos
 from zoo.protocol.model_spec import ModelTarget
-from zoo.server.plane import example_apis
+from zoo.server.plane import example_apis, predict_log_wire
 from zoo.server.plane.batching import Batcher
 from zoo.server.plane.errors import ServingError, invalid_argument
 from zoo.server.plane.manager import ModelManager
@@ -110,10 +110,11 @@ class DataPlane:
         else:
             outputs = servable.run(prediction)
         held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
-        if self.manager.logging_config(target.name) is not None:
+        logging_config = self.manager.logging_config(target.name)
+        if logging_config is not None:
             key = request_id() if callable(request_id) else request_id
-            self._log(target, servable, "predict_log", held, lambda log: _predict_log(
-                log, target, servable.version, prediction, output_filter, outputs, key))
+            self.request_logs.log(target.name, logging_config, held, lambda: _predict_record(
+                target, servable, logging_config, prediction.inputs, output_filter, outputs, key))
         return servable, prediction.signature, outputs
 
     # -- Classify / Regress / MultiInference -----------------------------------------------
@@ -204,19 +205,35 @@ def _examples_log(target: ModelTarget, model_input, spec, result):
     return build
 
 
-def _predict_log(log: prediction_log_pb2.PredictLog, target: ModelTarget, version: int, prediction, output_filter,
-                 outputs, request_id: str | None) -> None:
-    """Write into `log` what ran: the inputs as decoded (the signature's defaults filled in)
-    and the outputs, field by field (this runs for every logged request). The client's
-    request id goes into the request's `client_id`, the one field of TF Serving's
-    PredictRequest that names where a request came from; an id over MAX_REQUEST_ID characters
-    is not kept (a client must not grow every record by a megabyte)."""
-    target.fill(log.request.model_spec)
-    if request_id and len(request_id) <= MAX_REQUEST_ID:
-        log.request.client_id = request_id.encode("utf-8", "replace")
-    log.request.output_filter.extend(output_filter)
-    for alias, value in prediction.inputs.items():
-        tensor_protos.fill_proto(log.request.inputs[alias], value)
-    log.response.model_spec.CopyFrom(target.served_by(version))
-    for alias, value in outputs.items():
-        tensor_protos.fill_proto(log.response.outputs[alias], value)
+def _predict_record(target: ModelTarget, servable: Servable, logging_config, inputs, output_filter, outputs,
+                    request_id: str | None) -> bytes:
+    """A Predict's PredictionLog, serialized (predict_log_wire; this runs for every logged
+    request): the inputs as decoded (the signature's defaults filled in) and the outputs.
+    The client's request id goes into the request's `client_id`, the one field of TF
+    Serving's PredictRequest that names where a request came from; an id over
+    MAX_REQUEST_ID characters is not kept (a client must not grow every record by a megabyte)."""
+    served_by, request_spec = _specs(target, servable.version)
+    # LogMetadata's timestamp_secs (field 4, a varint) appended to its cached other fields.
+    metadata = _metadata_fields(served_by, logging_config.sampling_config.SerializeToString(), tuple(servable.tags)) \
+        + b"\x20" + predict_log_wire.varint(int(time.time()))
+    client_id = request_id.encode("utf-8", "replace") if request_id and len(request_id) <= MAX_REQUEST_ID else b""
+    return predict_log_wire.predict_log_record(metadata, request_spec, inputs, output_filter, client_id, served_by,
+                                               outputs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _specs(target: ModelTarget, version: int) -> tuple[bytes, bytes]:
+    """The serialized ModelSpecs of a record: the response's (the version that served) and
+    the request's (as asked)."""
+    request_spec = model_pb2.ModelSpec()
+    target.fill(request_spec)
+    return target.served_by(version).SerializeToString(), request_spec.SerializeToString()
+
+
+@functools.lru_cache(maxsize=1024)
+def _metadata_fields(served_by: bytes, sampling_config: bytes, tags: tuple[str, ...]) -> bytes:
+    """A record's LogMetadata but its timestamp, serialized."""
+    metadata = logging_pb2.LogMetadata(model_spec=model_pb2.ModelSpec.FromString(served_by),
+                                       saved_model_tags=list(tags))
+    metadata.sampling_config.ParseFromString(sampling_config)
+    return metadata.SerializeToString()

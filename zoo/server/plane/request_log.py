@@ -169,7 +169,9 @@ class ModelLogger:
             self._on_drop(self.model_name, "write_failed")
             return
         try:
-            record = build().SerializeToString()
+            record = build()
+            if not isinstance(record, bytes):  # a message; a Predict's record comes serialized
+                record = record.SerializeToString()
         except Exception:  # noqa: BLE001  (a record that cannot be built is dropped, never the server)
             log.exception("request log of %s: a record could not be built", self.model_name)
             self._on_drop(self.model_name, "unserializable")
