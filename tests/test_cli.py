@@ -123,7 +123,7 @@ def test_every_train_config_field_has_a_flag_that_sets_it():
             "--batch-size", "8", "--learning-rate", "0.5", "--optimizer", "sgd", "--loss", "mse", "--patience", "2",
             "--seed", "7", "--validation-fraction", "0.2", "--test-fraction", "0.25", "--set", "units=4",
             "--dataset-option", "scale=minmax", "--output-dir", "out", "--models-dir", "m", "--no-export",
-            "--strategy", "mirrored", "--backup-seconds", "0"]
+            "--strategy", "mirrored", "--backup-seconds", "0", "--traffic", "t.csv", "--traffic-recent", "0.2"]
     config = train_config_from_args(build_parser().parse_args(argv))
     defaults = TrainConfig(model="digits-mlp")
     for field in dataclasses.fields(TrainConfig):
