@@ -109,9 +109,9 @@ class DataPlane:
             outputs = self.batcher.run(servable, prediction, timeout)
         else:
             outputs = servable.run(prediction)
-        held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
         logging_config = self.manager.logging_config(target.name)
         if logging_config is not None:
+            held = sum(array.nbytes for array in (*prediction.inputs.values(), *outputs.values()))
             key = request_id() if callable(request_id) else request_id
             self.request_logs.log(target.name, logging_config, held, lambda: _predict_record(
                 target, servable, logging_config, prediction.inputs, output_filter, outputs, key))
