@@ -161,3 +161,18 @@ def test_the_resume_checkpoint_is_written_at_most_every_backup_seconds(tmp_path)
     train(config, verbose=0, callbacks=[seen])
     assert seen.epochs == [1, 2, 3]
     assert list(pd.read_csv(config.run_dir() / "history.csv")["epoch"]) == [0, 1, 2, 3]  # no epoch twice
+
+
+def test_learning_curves_of_a_two_output_model_are_a_readable_grid(tmp_path):
+    import matplotlib.image
+    import pandas as pd
+
+    from zoo.training.plots import plot_history
+
+    names = ["loss", "main_loss", "aux_loss", "main_mae", "aux_mae", "main_mse", "aux_mse"]
+    history = pd.DataFrame({"epoch": range(5), **{n: range(5) for n in names}, **{f"val_{n}": range(5) for n in names},
+                            "learning_rate": [1e-3] * 5})
+    history.to_csv(tmp_path / "history.csv", index=False)
+    plot_history(tmp_path / "history.csv", tmp_path / "curves.png")
+    height, width, _ = matplotlib.image.imread(tmp_path / "curves.png").shape
+    assert (width, height) == (3 * 450, 3 * 350)  # seven panels: three rows of at most three (was 3150 x 350)
