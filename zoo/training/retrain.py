@@ -64,8 +64,9 @@ def retrain(models_dir: Path, name: str, *, data: str | None = None, config_file
         values.update(dataset="csv", data=str(data), target=served_card["dataset"]["target"])
     if traffic:
         # Every row checked before any training: a bad recent row must not surface after it.
-        as_split(read_rows(traffic), dataset_from_card(served_card), str(traffic))
-        split_recent(read_rows(traffic), recent)
+        rows = read_rows(traffic)
+        split_recent(rows, recent)  # a share out of range, named
+        as_split(rows, dataset_from_card(served_card), str(traffic))
         values.update(traffic=str(traffic), traffic_recent=recent)
     else:  # a served version retrained on traffic: its traffic is not the new candidate's
         values.update(traffic=None, traffic_recent=0.0)

@@ -2,11 +2,12 @@
 
 The request log writes a record for every logged Predict; building it as messages (a
 TensorProto per input, filled field by field, then serialized) cost ~25 us for a 1-row,
-11-feature request, on the writer thread, holding the GIL the request threads need. Written
-as bytes it costs a few microseconds. The bytes are what `PredictionLog.SerializeToString()`
-gives for the same message (tests/serving/test_request_log.py parses them with TF Serving's
-own protos and compares); anything but a little-endian numeric array (text, say) is
-serialized by the official TensorProto.
+11-feature request, on the writer thread, holding the GIL the request threads need; written
+as bytes, with the parts that repeat (a shape's and dtype's bytes, map keys, ModelSpecs, the
+LogMetadata but its time) cached, about half that. Parsed by TF Serving's protos, the bytes
+are the message its API builds from the same arrays (tests/serving/test_predict_log_wire.py);
+anything but a little-endian numeric array (text, say) is serialized by the official
+TensorProto.
 
     PredictionLog   1: log_metadata (LogMetadata)   6: predict_log (PredictLog)
     PredictLog      1: request (PredictRequest)     2: response (PredictResponse)
